@@ -1,0 +1,80 @@
+"""Validation helpers used at jaxdl's public boundary.
+
+Each helper raises ``ValueError`` (bad value or shape) or ``TypeError`` (bad
+type or dtype) with one message that names the argument, what was expected,
+what was received and, where there is one, how to fix it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def positive_int(owner: str, name: str, value: Any) -> int:
+    """Return ``value`` as an int if it is a positive integer, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: `{name}` must be a positive integer, got {value!r} "
+                        f"of type {type(value).__name__}.")
+    if value <= 0:
+        raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value}.")
+    return int(value)
+
+
+def non_negative_float(owner: str, name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: `{name}` must be a non-negative number, got {value!r} "
+                        f"of type {type(value).__name__}.")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{owner}: `{name}` must be a finite number >= 0, got {value}.")
+    return float(value)
+
+
+def shape_tuple(owner: str, input_shape: Any, min_rank: int = 0) -> tuple[int, ...]:
+    """Normalize ``input_shape`` (no batch axis) to a tuple of positive ints.
+
+    An int is accepted as a rank-1 shape. Raises if any entry is not a positive
+    integer, or if the rank is below ``min_rank``.
+    """
+    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+        input_shape = (int(input_shape),)
+    if not isinstance(input_shape, Sequence) or isinstance(input_shape, str):
+        raise TypeError(f"{owner}: `input_shape` must be a tuple of positive ints without the "
+                        f"batch axis, e.g. (784,) or (28, 28, 1); got {input_shape!r}.")
+    shape = tuple(input_shape)
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0:
+            raise ValueError(f"{owner}: `input_shape` must hold positive ints (no batch axis, "
+                             f"no None), got {shape!r}.")
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < min_rank:
+        raise ValueError(f"{owner}: expected an input_shape of rank >= {min_rank} (without the "
+                         f"batch axis), got {shape!r}.")
+    return shape
+
+
+def floating_input(owner: str, x: Any, dtype: Any):
+    """Return ``x`` as a JAX array of ``dtype``; integer and bool inputs are cast.
+
+    Complex and non-numeric inputs raise ``TypeError``.
+    """
+    import jax.numpy as jnp
+
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (
+            jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_):
+        raise TypeError(f"{owner}: expected a real-valued input, got dtype {x.dtype}.")
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    return x
+
+
+def batched_rank(owner: str, x: Any, min_rank: int) -> None:
+    """Raise unless ``x`` has at least ``min_rank`` axes including the batch axis."""
+    if np.ndim(x) < min_rank:
+        raise ValueError(f"{owner}: expected input with a batch axis and rank >= {min_rank}, "
+                         f"got shape {tuple(np.shape(x))}. Add the batch axis, e.g. "
+                         f"x[None] for a single example.")

@@ -1,0 +1,333 @@
+"""Activation functions and their layers.
+
+Each function maps an array to an array of the same shape (``softmax`` and
+``log_softmax`` normalize along ``axis``). The formulas:
+
+=================  ==================================================  ============
+function           formula                                             range
+=================  ==================================================  ============
+``linear``         x                                                   (-inf, inf)
+``relu``           max(x, 0)                                           [0, inf)
+``leaky_relu``     x if x >= 0 else a·x   (a = ``negative_slope``)     (-inf, inf)
+``prelu``          x if x >= 0 else a·x   (a learned)                  (-inf, inf)
+``elu``            x if x > 0 else alpha·(e^x - 1)                     (-alpha, inf)
+``gelu``           x·Φ(x)  (Φ the standard normal CDF)                 (-0.17, inf)
+``silu``           x·σ(x)                                              (-0.28, inf)
+``sigmoid``        σ(x) = 1 / (1 + e^-x)                               (0, 1)
+``tanh``           (e^x - e^-x) / (e^x + e^-x)                         (-1, 1)
+``softmax``        e^{x_i} / Σ_j e^{x_j}                               (0, 1), sums to 1
+``log_softmax``    x_i - log Σ_j e^{x_j}                               (-inf, 0]
+=================  ==================================================  ============
+
+``activation="relu"`` and friends: any name in :data:`ACTIVATIONS` is accepted
+wherever a layer takes an ``activation`` argument.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxdl import nn
+    >>> nn.relu(jnp.array([-2.0, 0.5]))
+    Array([0. , 0.5], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxdl import _checks
+from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.nn.base import Layer
+
+
+def linear(x: Array) -> Array:
+    """Identity: ``f(x) = x``. The output activation of a regression layer."""
+    return x
+
+
+def relu(x: Array) -> Array:
+    """Rectified linear unit: ``max(x, 0)``. Its derivative at 0 is taken as 0."""
+    # where() rather than maximum(): maximum splits the gradient 0.5/0.5 at a tie.
+    return jnp.where(x > 0, x, jnp.zeros((), x.dtype))
+
+
+def leaky_relu(x: Array, negative_slope: float = 0.01) -> Array:
+    """Leaky ReLU: ``x`` for ``x >= 0``, ``negative_slope * x`` below.
+
+    A small slope keeps a gradient flowing for negative inputs, which avoids
+    the "dying ReLU" problem of units stuck at zero.
+    """
+    return jnp.where(x >= 0, x, negative_slope * x)
+
+
+def prelu(x: Array, slope: Array) -> Array:
+    """Parametric ReLU (He et al., 2015): ``x`` for ``x >= 0``, ``slope * x`` below.
+
+    ``slope`` broadcasts against ``x`` and is usually learned (see :class:`PReLU`).
+    """
+    return jnp.where(x >= 0, x, slope * x)
+
+
+def elu(x: Array, alpha: float = 1.0) -> Array:
+    """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` below."""
+    # expm1 of min(x, 0) keeps the unused branch finite, so gradients stay NaN-free.
+    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, jnp.zeros((), x.dtype))))
+
+
+def gelu(x: Array, approximate: bool = False) -> Array:
+    """Gaussian error linear unit (Hendrycks & Gimpel, 2016): ``x * Φ(x)``.
+
+    Exact by default, like Keras and PyTorch; ``approximate=True`` uses the
+    tanh form ``0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))``.
+    """
+    if approximate:
+        c = math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1.0 + jnp.tanh(c * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + lax.erf(x / math.sqrt(2.0)))
+
+
+def sigmoid(x: Array) -> Array:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow for any ``x``."""
+    return lax.logistic(x)
+
+
+def silu(x: Array) -> Array:
+    """Sigmoid linear unit, also called swish: ``x * sigmoid(x)``."""
+    return x * sigmoid(x)
+
+
+def tanh(x: Array) -> Array:
+    """Hyperbolic tangent ``(e^x - e^-x) / (e^x + e^-x)``, in (-1, 1)."""
+    return jnp.tanh(x)
+
+
+def softplus(x: Array) -> Array:
+    """``log(1 + exp(x))``, computed stably as ``max(x, 0) + log1p(exp(-|x|))``."""
+    return jnp.maximum(x, jnp.zeros((), x.dtype)) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+def softmax(x: Array, axis: int = -1) -> Array:
+    """Softmax along ``axis``: ``exp(x_i) / Σ_j exp(x_j)``.
+
+    The maximum is subtracted first (it cancels in the ratio), so large logits
+    do not overflow.
+    """
+    shifted = x - lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    e = jnp.exp(shifted)
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: Array, axis: int = -1) -> Array:
+    """Log of the softmax along ``axis``: ``x_i - log Σ_j exp(x_j)`` (log-sum-exp form)."""
+    shifted = x - lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
+
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "linear": linear, "relu": relu, "leaky_relu": leaky_relu, "elu": elu, "gelu": gelu,
+    "silu": silu, "swish": silu, "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus,
+    "softmax": softmax, "log_softmax": log_softmax,
+}
+"""Activation names accepted by ``activation=`` arguments."""
+
+ActivationLike = Union[str, Callable[[Array], Array], None]
+
+
+def get(activation: ActivationLike, owner: str = "activations.get") -> Callable[[Array], Array]:
+    """Resolve ``activation`` (a name, a callable, or ``None`` for linear) to a function."""
+    if activation is None:
+        return linear
+    if callable(activation):
+        return activation
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation]
+    raise ValueError(f"{owner}: unknown activation {activation!r}; expected a callable or one of "
+                     f"{sorted(ACTIVATIONS)}.")
+
+
+class _Elementwise(Layer):
+    """A parameter-free layer applying a function to each input; shape unchanged."""
+
+    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
+        _checks.shape_tuple(type(self).__name__, input_shape)
+        return {}, {}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _checks.shape_tuple(type(self).__name__, input_shape)
+
+    def _fn(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
+              training: bool = False) -> tuple[Array, State]:
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"{type(self).__name__}: expected a floating-point input, got dtype "
+                            f"{x.dtype}. Cast it, e.g. x.astype(jnp.float32).")
+        return self._fn(x), state
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation(_Elementwise):
+    """Applies an activation given by name (``"relu"``) or as a function.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxdl import nn
+        >>> layer = nn.Activation("tanh")
+        >>> y, _ = layer.apply({}, {}, jnp.zeros((2, 3)))
+    """
+
+    fn: ActivationLike = "linear"
+
+    def __post_init__(self):
+        get(self.fn, owner="Activation")
+
+    def _fn(self, x: Array) -> Array:
+        return get(self.fn)(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReLU(_Elementwise):
+    """``max(x, 0)`` as a layer."""
+
+    name_prefix = "relu"
+
+    def _fn(self, x: Array) -> Array:
+        return relu(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakyReLU(_Elementwise):
+    """``x if x >= 0 else negative_slope * x`` as a layer (Keras default slope differs: 0.3)."""
+
+    negative_slope: float = 0.01
+    name_prefix = "leaky_relu"
+
+    def __post_init__(self):
+        _checks.non_negative_float("LeakyReLU", "negative_slope", self.negative_slope)
+
+    def _fn(self, x: Array) -> Array:
+        return leaky_relu(x, self.negative_slope)
+
+
+@dataclasses.dataclass(frozen=True)
+class ELU(_Elementwise):
+    """``x if x > 0 else alpha * (exp(x) - 1)`` as a layer."""
+
+    alpha: float = 1.0
+
+    def _fn(self, x: Array) -> Array:
+        return elu(x, self.alpha)
+
+
+@dataclasses.dataclass(frozen=True)
+class GELU(_Elementwise):
+    """``x * Φ(x)`` as a layer; ``approximate=True`` for the tanh form."""
+
+    approximate: bool = False
+
+    def _fn(self, x: Array) -> Array:
+        return gelu(x, self.approximate)
+
+
+@dataclasses.dataclass(frozen=True)
+class SiLU(_Elementwise):
+    """``x * sigmoid(x)`` (swish) as a layer."""
+
+    def _fn(self, x: Array) -> Array:
+        return silu(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sigmoid(_Elementwise):
+    """``1 / (1 + exp(-x))`` as a layer: the binary-classification output."""
+
+    def _fn(self, x: Array) -> Array:
+        return sigmoid(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tanh(_Elementwise):
+    """``tanh(x)`` as a layer."""
+
+    def _fn(self, x: Array) -> Array:
+        return tanh(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Softmax(_Elementwise):
+    """Softmax along ``axis`` as a layer: the multi-class output.
+
+    Prefer training on logits with a ``from_logits=True`` loss and applying
+    softmax only for prediction: the combined log-sum-exp form is more stable.
+    """
+
+    axis: int = -1
+
+    def _fn(self, x: Array) -> Array:
+        return softmax(x, self.axis)
+
+
+@dataclasses.dataclass(frozen=True)
+class PReLU(Layer):
+    """Parametric ReLU (He et al., 2015) with a learned negative slope.
+
+    ``y = x if x >= 0 else slope * x``. As in Keras the slope has the input's
+    shape (one slope per unit) except along ``shared_axes``, 1-based axes of the
+    input without the batch axis: ``shared_axes=(1, 2)`` on ``(H, W, C)`` images
+    learns one slope per channel. The slope starts at ``slope_init`` (0.25, as
+    in the paper; Keras starts at 0).
+
+    Params: ``{"slope": array}``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxdl import nn
+        >>> layer = nn.PReLU(shared_axes=(1, 2))
+        >>> params, state = layer.init(jax.random.key(0), (8, 8, 16))
+        >>> params["slope"].shape
+        (1, 1, 16)
+    """
+
+    slope_init: float = 0.25
+    shared_axes: Optional[Sequence[int]] = None
+    name_prefix = "prelu"
+
+    def __post_init__(self):
+        if self.shared_axes is not None:
+            object.__setattr__(self, "shared_axes", tuple(int(a) for a in self.shared_axes))
+
+    def _slope_shape(self, input_shape: Shape) -> Shape:
+        shape = list(input_shape)
+        for a in self.shared_axes or ():
+            if not 1 <= a <= len(shape):
+                raise ValueError(f"PReLU: shared_axes entries must be in 1..{len(shape)} for "
+                                 f"input_shape {tuple(input_shape)} (1-based, no batch axis), "
+                                 f"got {self.shared_axes}.")
+            shape[a - 1] = 1
+        return tuple(shape)
+
+    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
+        shape = _checks.shape_tuple("PReLU", input_shape)
+        return {"slope": jnp.full(self._slope_shape(shape), self.slope_init, jnp.float32)}, {}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return _checks.shape_tuple("PReLU", input_shape)
+
+    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
+              training: bool = False) -> tuple[Array, State]:
+        slope = params["slope"]
+        x = _checks.floating_input("PReLU", x, slope.dtype)
+        expected = slope.shape
+        got = x.shape[1:]
+        if len(got) != len(expected) or any(s != 1 and s != g for s, g in zip(expected, got)):
+            raise ValueError(f"PReLU: its slope of shape {expected} was built for inputs of shape "
+                             f"(batch, {', '.join(str(s) if s != 1 else '*' for s in expected)}) "
+                             f"but received x of shape {tuple(x.shape)}. Re-init the layer with "
+                             f"input_shape={tuple(got)}.")
+        return prelu(x, slope), state

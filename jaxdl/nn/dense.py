@@ -1,0 +1,87 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxdl import _checks
+from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.nn import activations, initializers
+from jaxdl.nn.base import Layer
+
+InitLike = Union[str, Callable]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense(Layer):
+    """Fully connected layer: ``y = activation(x @ kernel + bias)``.
+
+    Acts on the last axis, so ``x`` of shape ``(batch, ..., in)`` gives
+    ``(batch, ..., features)``. The computation runs in the kernel's dtype;
+    integer inputs are cast to it.
+
+    Args:
+        features: number of output units.
+        activation: a name from ``nn.activations.ACTIVATIONS`` (``"relu"``),
+            a function, or ``None`` for linear.
+        use_bias: whether to add a bias.
+        kernel_init: initializer name or function for the ``(in, features)``
+            kernel (Glorot uniform by default, like Keras).
+        bias_init: initializer for the ``(features,)`` bias (zeros).
+
+    Params: ``{"kernel": (in, features), "bias": (features,)}``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxdl import nn
+        >>> layer = nn.Dense(3, activation="relu")
+        >>> params, state = layer.init(jax.random.key(0), (5,))
+        >>> y, state = layer.apply(params, state, jnp.ones((2, 5)))
+        >>> y.shape
+        (2, 3)
+    """
+
+    features: int
+    activation: activations.ActivationLike = None
+    use_bias: bool = True
+    kernel_init: InitLike = "glorot_uniform"
+    bias_init: InitLike = "zeros"
+
+    def __post_init__(self):
+        _checks.positive_int("Dense", "features", self.features)
+        activations.get(self.activation, owner="Dense")
+        initializers.get(self.kernel_init, owner="Dense", argument="kernel_init")
+        initializers.get(self.bias_init, owner="Dense", argument="bias_init")
+
+    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
+        shape = _checks.shape_tuple("Dense", input_shape, min_rank=1)
+        k_kernel, k_bias = jax.random.split(key)
+        params = {"kernel": initializers.get(self.kernel_init)(
+            k_kernel, (shape[-1], self.features), jnp.float32)}
+        if self.use_bias:
+            params["bias"] = initializers.get(self.bias_init)(k_bias, (self.features,), jnp.float32)
+        return params, {}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = _checks.shape_tuple("Dense", input_shape, min_rank=1)
+        return shape[:-1] + (self.features,)
+
+    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
+              training: bool = False) -> tuple[Array, State]:
+        kernel = params["kernel"]
+        _checks.batched_rank(f"Dense(features={self.features})", x, 2)
+        x = _checks.floating_input(f"Dense(features={self.features})", x, kernel.dtype)
+        if x.shape[-1] != kernel.shape[0]:
+            raise ValueError(
+                f"Dense(features={self.features}): expected input of shape (batch, ..., "
+                f"{kernel.shape[0]}) to match its kernel of shape {tuple(kernel.shape)}, but "
+                f"received x of shape {tuple(x.shape)}. Pass inputs with {kernel.shape[0]} "
+                f"features, or init the layer with input_shape={tuple(x.shape[1:])}.")
+        y = jnp.matmul(x, kernel)
+        if self.use_bias:
+            y = y + params["bias"]
+        return activations.get(self.activation)(y), state
