@@ -1,0 +1,300 @@
+"""Callbacks: code run by ``Trainer.fit`` at fixed points, with Keras's hook names.
+
+A callback subclasses :class:`Callback` and overrides any of
+``on_train_begin(logs)``, ``on_train_end(logs)``, ``on_epoch_begin(epoch, logs)``,
+``on_epoch_end(epoch, logs)`` and ``on_batch_end(step, logs)``. Before training,
+``set_trainer(trainer)`` gives it the running :class:`~jaxdl.train.Trainer` as
+``self.trainer``: it may read or replace ``trainer.state`` and set
+``trainer.stop_training = True``.
+
+``on_batch_end`` runs after each *executed chunk* of steps (``fit`` fuses
+several steps into one compiled call, see ``steps_per_execution``), with the
+running epoch means so far; ``step`` counts steps in the epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    trainer: Any = None
+
+    def set_trainer(self, trainer: Any) -> None:
+        """Called by ``fit`` before ``on_train_begin``."""
+        self.trainer = trainer
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        """Before the first epoch."""
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        """After the last epoch (also after an early stop)."""
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        """Before epoch ``epoch`` (0-based)."""
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        """After epoch ``epoch`` with its logs (training and validation metrics)."""
+
+    def on_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
+        """After each executed chunk of steps, with the running epoch means."""
+
+
+def _resolve_mode(owner: str, monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}.")
+    if mode == "auto":
+        return "max" if ("acc" in monitor or monitor.startswith("auc")
+                         or monitor.endswith("auc")) else "min"
+    return mode
+
+
+def _monitored(owner: str, monitor: str, logs: Optional[dict]) -> float:
+    if not logs or monitor not in logs:
+        hint = (" Pass validation_data or validation_split to fit, or monitor a training "
+                "metric such as 'loss'." if monitor.startswith("val_") else "")
+        raise ValueError(f"{owner}: monitor={monitor!r} is not among the logged values "
+                         f"{sorted(logs or {})}.{hint}")
+    return float(logs[monitor])
+
+
+class _Monitor:
+    """Tracks the best value of a monitored metric."""
+
+    def __init__(self, owner: str, monitor: str, mode: str, min_delta: float):
+        self.owner, self.monitor = owner, monitor
+        self.mode = _resolve_mode(owner, monitor, mode)
+        if min_delta < 0:
+            raise ValueError(f"{owner}: min_delta must be >= 0, got {min_delta}.")
+        self.min_delta = min_delta
+        self.reset()
+
+    def reset(self) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+def _copy_tree(tree: Any) -> Any:
+    # The trainer donates its state's buffers to each step: keep an independent copy.
+    return jax.tree.map(jnp.copy, tree)
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored metric stops improving.
+
+    An epoch improves on the best so far when the metric is lower (``mode="min"``)
+    or higher (``"max"``) by more than ``min_delta``; ``"auto"`` picks ``max``
+    for accuracies and ``min`` otherwise. Training stops at the ``patience``-th
+    epoch in a row without improvement (the first one when ``patience=0``), as
+    in Keras.
+
+    With ``restore_best_weights=True`` the params and model state of the best
+    epoch are put back at the end of training, whether training stopped early
+    or ran all its epochs (Keras restores only after an early stop).
+
+    Attributes:
+        stopped_epoch: the epoch at which training stopped (0-based), or None.
+        best_epoch: the epoch with the best monitored value.
+        best: that value.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False,
+                 start_from_epoch: int = 0):
+        if patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}.")
+        self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
+        self.monitor, self.patience = monitor, patience
+        self.restore_best_weights = restore_best_weights
+        self.start_from_epoch = start_from_epoch
+
+    @property
+    def best(self) -> float:
+        return self._monitor.best
+
+    def on_train_begin(self, logs=None):
+        self._monitor.reset()
+        self.wait = 0
+        self.stopped_epoch = None
+        self.best_epoch = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.start_from_epoch:
+            return
+        value = _monitored("EarlyStopping", self.monitor, logs)
+        if self._monitor.improved(value):
+            self._monitor.best = value
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                st = self.trainer.state
+                self.best_weights = _copy_tree((st.params, st.model_state))
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):  # Keras: stop after `patience` flat epochs
+            self.stopped_epoch = epoch
+            self.trainer.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            params, model_state = self.best_weights
+            self.trainer.state = self.trainer.state._replace(params=params,
+                                                             model_state=model_state)
+            if self.trainer.verbose and self.stopped_epoch is not None:
+                print(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1} "
+                      f"({self.monitor} = {self.best:.4f}).")
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when a metric stops improving.
+
+    After ``patience`` epochs without an improvement larger than ``min_delta``
+    the rate the optimizer really uses is lowered: the trainer chains a
+    learning-rate multiplier after the optimizer (see
+    :func:`jaxdl.train.lr_multiplier`), and this callback lowers it inside the
+    optimizer state, so it works with every jaxdl and optax optimizer and
+    never recompiles. ``cooldown`` epochs follow each reduction before counting
+    again. The multiplier never goes below ``min_multiplier``. The current
+    multiplier is logged as ``lr_multiplier``.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
+                 min_multiplier: float = 0.0, verbose: int = 0):
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}.")
+        if patience < 0 or cooldown < 0:
+            raise ValueError(f"ReduceLROnPlateau: patience and cooldown must be >= 0, got "
+                             f"patience={patience}, cooldown={cooldown}.")
+        self._monitor = _Monitor("ReduceLROnPlateau", monitor, mode, min_delta)
+        self.monitor, self.factor, self.patience = monitor, factor, patience
+        self.cooldown, self.min_multiplier, self.verbose = cooldown, min_multiplier, verbose
+
+    def on_train_begin(self, logs=None):
+        self._monitor.reset()
+        self.wait = 0
+        self.cooldown_left = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored("ReduceLROnPlateau", self.monitor, logs)
+        current = self.trainer.lr_multiplier
+        if logs is not None:
+            logs["lr_multiplier"] = current
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._monitor.improved(value):
+            self._monitor.best = value
+            self.wait = 0
+            return
+        if self.cooldown_left > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience and current > self.min_multiplier:
+            new = max(current * self.factor, self.min_multiplier)
+            self.trainer.lr_multiplier = new
+            if self.verbose:
+                print(f"ReduceLROnPlateau: epoch {epoch + 1}: learning-rate multiplier "
+                      f"{current:.4g} -> {new:.4g}.")
+            self.cooldown_left = self.cooldown
+            self.wait = 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as the loss is NaN or infinite.
+
+    Checked after every executed chunk of steps and at the end of each epoch.
+    """
+
+    def _check(self, logs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            if not self.trainer.stop_training and self.trainer.verbose:
+                print(f"TerminateOnNaN: loss is {loss}; stopping training.")
+            self.trainer.stop_training = True
+            self.terminated = True
+
+    def on_train_begin(self, logs=None):
+        self.terminated = False
+
+    def on_batch_end(self, step, logs=None):
+        self._check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch: ``epoch`` then every logged value.
+
+    The header is the first epoch's keys. With ``append=True`` rows are added
+    to an existing file (for resumed runs) and no second header is written.
+    Each row is flushed as it is written.
+    """
+
+    def __init__(self, path: str | os.PathLike, separator: str = ",", append: bool = False):
+        self.path, self.separator, self.append = os.fspath(path), separator, append
+        self._file = None
+        self._writer = None
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        self._file = open(self.path, "a" if self.append else "w", newline="")
+        self._keys = None
+        if exists:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f, delimiter=self.separator), None)
+            self._keys = header[1:] if header else None
+        self._writer = csv.writer(self._file, delimiter=self.separator)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+            self._writer.writerow(["epoch"] + self._keys)
+        self._writer.writerow([epoch] + [logs.get(k, "") for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, one per hook (all optional).
+
+    Example:
+        >>> from jaxdl import train
+        >>> cb = train.LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["loss"]))
+    """
+
+    def __init__(self, on_epoch_begin: Optional[Callable] = None,
+                 on_epoch_end: Optional[Callable] = None,
+                 on_batch_end: Optional[Callable] = None,
+                 on_train_begin: Optional[Callable] = None,
+                 on_train_end: Optional[Callable] = None):
+        for name, fn in dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                             on_batch_end=on_batch_end, on_train_begin=on_train_begin,
+                             on_train_end=on_train_end).items():
+            if fn is not None and not callable(fn):
+                raise TypeError(f"LambdaCallback: {name} must be callable, got {fn!r}.")
+            if fn is not None:
+                setattr(self, name, fn)

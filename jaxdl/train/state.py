@@ -1,0 +1,314 @@
+"""The pure core of training: ``TrainState`` and jitted train/eval steps.
+
+``Trainer`` is a thin shell over these. Everything here is a pure function of
+its inputs, so a step can be jitted, scanned, vmapped or sharded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxdl import losses as _losses
+from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.train import metrics as _metrics
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step (a pytree).
+
+    Attributes:
+        step: int32 scalar, the number of optimizer updates done so far.
+        params: the model's trainable parameters (nested dicts).
+        model_state: the model's non-trainable state (batch-norm statistics).
+        opt_state: the optimizer's state.
+        key: uint32 array of shape ``(2,)`` (raw key data); step ``t`` draws its
+            randomness (dropout) from ``fold_in(key, t)``, so a run resumed at
+            step ``t`` draws the same numbers as an uninterrupted one.
+    """
+
+    step: Array
+    params: Params
+    model_state: State
+    opt_state: Any
+    key: Array
+
+    @classmethod
+    def create(cls, model: Any, optimizer: optax.GradientTransformation, input_shape: Shape,
+               key: PRNGKey) -> "TrainState":
+        """Initialize the model and the optimizer.
+
+        Args:
+            model: a layer (``nn.Sequential``, ``nn.Model``...).
+            optimizer: any optax-compatible transformation.
+            input_shape: the model input's shape without the batch axis (a
+                tuple of shapes for a multi-input model).
+            key: a PRNG key; it is split into the init key and the step key.
+
+        Example:
+            >>> import jax
+            >>> from jaxdl import nn, optim, train
+            >>> model = nn.Sequential([nn.Dense(3)])
+            >>> state = train.TrainState.create(model, optim.sgd(0.1), (4,), jax.random.key(0))
+            >>> int(state.step)
+            0
+        """
+        key = _raw_key(key)
+        init_key, step_key = jax.random.split(key)
+        params, model_state = model.init(init_key, input_shape)
+        return cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                   opt_state=optimizer.init(params), key=step_key)
+
+
+def _raw_key(key: PRNGKey) -> Array:
+    """Key data (uint32) of a typed or raw key: serializable and jit-friendly."""
+    if isinstance(key, int):
+        key = jax.random.PRNGKey(key)
+    if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return jnp.asarray(key)
+
+
+# ------------------------------------------------------------------------------ losses
+
+_LOSS_NAMES = {
+    "mse": "mean_squared_error", "mean_squared_error": "mean_squared_error",
+    "sse": "sum_squared_error", "sum_squared_error": "sum_squared_error",
+    "mae": "mean_absolute_error", "mean_absolute_error": "mean_absolute_error",
+    "huber": "huber", "hinge": "hinge", "kl_divergence": "kl_divergence",
+    "binary_crossentropy": "binary_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy",
+    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+}
+
+
+def resolve_loss(loss: Any) -> Callable[[Array, Array], Array]:
+    """A loss function from a function or a name (``"mse"``, ``"binary_crossentropy"``).
+
+    Names give the jaxdl loss with its defaults (cross-entropies from logits).
+    """
+    if callable(loss):
+        return loss
+    if isinstance(loss, str) and loss in _LOSS_NAMES:
+        return getattr(_losses, _LOSS_NAMES[loss])
+    raise ValueError(f"Trainer: unknown loss {loss!r}; expected a function (predictions, "
+                     f"targets) -> per-example losses, or one of {sorted(_LOSS_NAMES)}.")
+
+
+def _mean_loss(per_example: Array, weights: Optional[Array]) -> Array:
+    per_example = jnp.reshape(per_example, (per_example.shape[0], -1)).mean(axis=1) \
+        if per_example.ndim > 1 else per_example
+    if weights is None:
+        return jnp.mean(per_example)
+    weights = weights.astype(per_example.dtype)
+    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def _metric_means(metric_fns: dict, predictions: Array, targets: Array,
+                  weights: Optional[Array]) -> dict[str, Array]:
+    out = {}
+    for name, fn in metric_fns.items():
+        value = jnp.asarray(fn(predictions, targets))
+        if value.ndim == 0:
+            out[name] = value.astype(jnp.float32)
+        else:
+            out[name] = _mean_loss(value.astype(jnp.float32), weights)
+    return out
+
+
+def _split_batch(batch: Sequence[Any]):
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError(f"step: expected batch=(x, y) or (x, y, sample_weight), got "
+                         f"{type(batch).__name__} of length "
+                         f"{len(batch) if hasattr(batch, '__len__') else '?'}.")
+    x, y = batch[0], batch[1]
+    w = batch[2] if len(batch) == 3 else None
+    return x, y, w
+
+
+def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None):
+    """The un-jitted step ``(state, batch) -> (state, metrics)`` shared by all paths."""
+    loss_fn = resolve_loss(loss)
+    metric_fns = _metrics.resolve(metrics, loss)
+
+    def step(state: TrainState, batch) -> tuple[TrainState, dict[str, Array]]:
+        x, y, w = _split_batch(batch)
+        key = jax.random.fold_in(state.key, state.step)
+
+        def objective(params):
+            predictions, model_state = model.apply(params, state.model_state, x, key=key,
+                                                   training=True)
+            data_loss = _mean_loss(loss_fn(predictions, y), w)
+            total = data_loss
+            if regularizer is not None:
+                total = total + jnp.asarray(regularizer(params)).astype(data_loss.dtype)
+            return total, (predictions, model_state)
+
+        (total, (predictions, model_state)), grads = jax.value_and_grad(
+            objective, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        logs = {"loss": total.astype(jnp.float32)}
+        logs.update(_metric_means(metric_fns, predictions, y, w))
+        new_state = TrainState(step=state.step + 1, params=params, model_state=model_state,
+                               opt_state=opt_state, key=state.key)
+        return new_state, logs
+
+    return step
+
+
+def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformation,
+                    metrics: Sequence[Any] = (), regularizer: Optional[Callable] = None,
+                    *, donate: bool = True) -> Callable:
+    """Build the jitted training step ``step(state, (x, y)) -> (state, metrics)``.
+
+    One step computes ``loss = mean_i loss_fn(model(x_i), y_i) + regularizer(params)``
+    and its gradient with ``jax.value_and_grad``, applies the optimizer's update
+    with ``optax.apply_updates``, and threads the model state (batch-norm
+    statistics) through. Dropout keys come from ``fold_in(state.key, state.step)``.
+
+    The returned function is ``jax.jit``-compiled once per input shape; with
+    ``donate=True`` the old state's buffers are reused for the new one (do not
+    use a state after passing it in). A batch may carry per-example weights as a
+    third element, ``(x, y, sample_weight)``.
+
+    Args:
+        model: a layer.
+        loss: a per-example loss function or its name.
+        optimizer: any optax-compatible transformation.
+        metrics: names or functions, reported as batch means next to ``"loss"``.
+        regularizer: ``penalty(params) -> scalar`` added to the loss.
+        donate: donate the state's buffers to the step.
+
+    Returns:
+        ``step(state, batch) -> (new_state, {"loss": ..., metric: ...})``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxdl import nn, losses, optim, train
+        >>> model = nn.Sequential([nn.Dense(1)])
+        >>> opt = optim.sgd(0.1)
+        >>> state = train.TrainState.create(model, opt, (2,), jax.random.key(0))
+        >>> step = train.make_train_step(model, losses.mean_squared_error, opt)
+        >>> state, logs = step(state, (jnp.ones((4, 2)), jnp.zeros((4, 1))))
+    """
+    step = _train_step_fn(model, loss, optimizer, metrics, regularizer)
+    return jax.jit(step, donate_argnums=(0,) if donate else ())
+
+
+def _eval_step_fn(model, loss, metrics=(), regularizer=None):
+    loss_fn = resolve_loss(loss)
+    metric_fns = _metrics.resolve(metrics, loss)
+
+    def eval_step(state: TrainState, batch) -> dict[str, Array]:
+        x, y, w = _split_batch(batch)
+        predictions, _ = model.apply(state.params, state.model_state, x, training=False)
+        total = _mean_loss(loss_fn(predictions, y), w)
+        if regularizer is not None:
+            total = total + jnp.asarray(regularizer(state.params)).astype(total.dtype)
+        logs = {"loss": total.astype(jnp.float32)}
+        logs.update(_metric_means(metric_fns, predictions, y, w))
+        return logs
+
+    return eval_step
+
+
+def make_eval_step(model: Any, loss: Any, metrics: Sequence[Any] = (),
+                   regularizer: Optional[Callable] = None) -> Callable:
+    """Build the jitted evaluation step ``eval_step(state, (x, y)) -> metrics``.
+
+    Inference mode (``training=False``: no dropout, batch norm uses its moving
+    statistics); the state is not changed. Metrics are batch means; a third
+    batch element gives per-example weights (0 masks padding out).
+    """
+    return jax.jit(_eval_step_fn(model, loss, metrics, regularizer))
+
+
+# ------------------------------------------------------------------ learning-rate multiplier
+
+class LRMultiplierState(NamedTuple):
+    """State of :func:`lr_multiplier`: ``multiplier`` is a float32 scalar."""
+
+    multiplier: Array
+
+
+def lr_multiplier(initial: float = 1.0) -> optax.GradientTransformation:
+    """Scale the updates by a multiplier kept in the optimizer state.
+
+    Chained after an optimizer whose learning rate multiplies its final update
+    (every jaxdl and optax optimizer: SGD, momentum, Adam, AdamW, RMSprop...),
+    multiplying the update by ``m`` is exactly training with learning rate
+    ``m * lr``. The ``Trainer`` appends this transform so callbacks such as
+    ``ReduceLROnPlateau`` can lower the rate of any optimizer, inside the
+    compiled step, without recompiling.
+    """
+    def init(params):
+        del params
+        return LRMultiplierState(multiplier=jnp.asarray(initial, jnp.float32))
+
+    def update(updates, state, params=None):
+        del params
+        m = state.multiplier
+        return jax.tree.map(lambda u: u * m.astype(u.dtype), updates), state
+
+    return optax.GradientTransformation(init, update)
+
+
+# ------------------------------------------------------------------ fused multi-step execution
+
+def _take(tree: Any, idx: Array) -> Any:
+    return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), tree)
+
+
+def _fused_functions(model, loss, optimizer, metrics, regularizer):
+    """Jitted multi-step train and eval functions over device-resident data.
+
+    ``train_chunk(state, X, Y, idx)`` runs ``idx.shape[0]`` steps in one
+    ``lax.scan``, step ``i`` on rows ``idx[i]`` of ``X``/``Y``, and returns the new
+    state and the sums of ``batch_size * metric`` (so epoch means weight every
+    example equally). ``eval_all(state, X, Y, idx, w)`` does the same for
+    evaluation with per-row weights (0 for padding). ``predict_all`` returns
+    the stacked predictions.
+    """
+    step = _train_step_fn(model, loss, optimizer, metrics, regularizer)
+    eval_step = _eval_step_fn(model, loss, metrics, regularizer)
+
+    def train_chunk(state, X, Y, idx):
+        first = (_take(X, idx[0]), _take(Y, idx[0]))
+        names = jax.eval_shape(step, state, first)[1]
+        zeros = {k: jnp.zeros((), jnp.float32) for k in names}
+
+        def body(carry, ids):
+            st, sums = carry
+            st, logs = step(st, (_take(X, ids), _take(Y, ids)))
+            n = jnp.float32(ids.shape[0])
+            return (st, {k: sums[k] + logs[k] * n for k in sums}), None
+
+        (state, sums), _ = jax.lax.scan(body, (state, zeros), idx)
+        return state, sums
+
+    def eval_all(state, X, Y, idx, w):
+        def body(sums, args):
+            ids, wb = args
+            logs = eval_step(state, (_take(X, ids), _take(Y, ids), wb))
+            n = jnp.sum(wb)
+            return {k: sums[k] + v * n for k, v in logs.items()}, None
+
+        zeros = {k: jnp.zeros((), jnp.float32)
+                 for k in jax.eval_shape(lambda: eval_step(state, (_take(X, idx[0]),
+                                                                   _take(Y, idx[0]), w[0])))}
+        sums, _ = jax.lax.scan(body, zeros, (idx, w))
+        return sums
+
+    def predict_all(state, X, idx):
+        def body(_, ids):
+            y, _ = model.apply(state.params, state.model_state, _take(X, ids), training=False)
+            return None, y
+        _, ys = jax.lax.scan(body, None, idx)
+        return ys
+
+    return (jax.jit(train_chunk, donate_argnums=(0,)), jax.jit(eval_all),
+            jax.jit(predict_all))
