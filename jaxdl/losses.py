@@ -1,0 +1,656 @@
+"""Per-example losses.
+
+Every loss takes ``(predictions, targets)`` and returns one value per example:
+an array of shape ``(batch,)``. The caller reduces (usually with ``jnp.mean``),
+so the same function serves for training, for weighting examples and for
+per-example metrics.
+
+Conventions shared by every loss:
+
+* Axis 0 is the batch axis. Mean-type losses average over every other axis.
+  Cross-entropies and the KL divergence treat the last axis as the class axis:
+  they sum over it, then average over any remaining non-batch axes (for
+  example the pixels of a segmentation map).
+* ``predictions`` must be floating point. ``targets`` must have the same shape,
+  with one tolerated exception: targets of shape ``(batch,)`` against
+  predictions of shape ``(batch, 1)`` are reshaped to ``(batch, 1)``. Any other
+  mismatch raises ``ValueError``; nothing is silently broadcast (a ``(B,)``
+  against ``(B, 1)`` broadcast would give a ``(B, B)`` loss).
+* Integer, boolean or other-precision floating targets are cast to the
+  predictions' dtype.
+* The arithmetic runs in float32 at least: float16/bfloat16 predictions are
+  upcast, and the loss comes back as float32. float64 stays float64.
+* Everything works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``. Under
+  ``vmap`` the mapped axis is invisible to the loss, so map over an axis
+  *in front of* the batch axis (an ensemble, a set of tasks), not over the
+  batch axis itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "mean_squared_error",
+    "sum_squared_error",
+    "mean_absolute_error",
+    "huber",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "hinge",
+    "kl_divergence",
+]
+
+# Clipping constant for probability inputs (Keras's ``epsilon()``).
+_EPSILON = 1e-7
+
+
+# --------------------------------------------------------------------------
+# Validation and shared helpers
+# --------------------------------------------------------------------------
+
+
+def _compute_dtype(dtype):
+    """float32 for half-precision inputs, the input dtype otherwise."""
+    if jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return jnp.dtype(dtype)
+
+
+def _check_predictions(name, predictions, min_ndim=1, what="(batch, ...)"):
+    predictions = jnp.asarray(predictions)
+    if not jnp.issubdtype(predictions.dtype, jnp.floating):
+        raise TypeError(
+            f"{name}: predictions must be a floating-point array, got dtype "
+            f"{predictions.dtype}. Pass the model's float outputs, e.g. "
+            f"predictions.astype(jnp.float32)."
+        )
+    if predictions.ndim < min_ndim:
+        raise ValueError(
+            f"{name}: predictions must have shape {what} with a leading batch "
+            f"axis, got shape {predictions.shape}. Add the missing axes, e.g. "
+            f"predictions.reshape(batch, -1)."
+        )
+    return predictions
+
+
+def _check_shapes(name, predictions, targets):
+    """Accept equal shapes and the one tolerated case, else raise.
+
+    The kernels reshape the targets to the predictions' shape, which is a
+    no-op except for (batch,) targets against (batch, 1) predictions.
+    """
+    p_shape, t_shape = predictions.shape, targets.shape
+    if p_shape == t_shape:
+        return
+    if len(p_shape) == 2 and p_shape[1] == 1 and t_shape == (p_shape[0],):
+        return
+    if math.prod(t_shape) == math.prod(p_shape):
+        fix = f"reshape the targets with targets.reshape({p_shape})"
+    else:
+        fix = "pass one target per prediction, with the predictions' shape"
+    raise ValueError(
+        f"{name}: predictions have shape {p_shape} but targets have shape "
+        f"{t_shape}; the shapes must be equal (targets of shape (batch,) are "
+        f"also accepted for predictions of shape (batch, 1)). To fix it, {fix}."
+    )
+
+
+def _prepare(name, predictions, targets, *, min_ndim=1, what="(batch, ...)"):
+    """Validate both inputs; return them with the dtype to compute in."""
+    predictions = _check_predictions(name, predictions, min_ndim, what)
+    targets = jnp.asarray(targets)
+    if not (
+        jnp.issubdtype(targets.dtype, jnp.floating)
+        or jnp.issubdtype(targets.dtype, jnp.integer)
+        or targets.dtype == jnp.bool_
+    ):
+        raise TypeError(
+            f"{name}: targets must be a real numeric or boolean array, got "
+            f"dtype {targets.dtype}."
+        )
+    _check_shapes(name, predictions, targets)
+    return predictions, targets, _compute_dtype(predictions.dtype)
+
+
+# The arithmetic of each loss lives in a jitted kernel, called after the
+# Python-side checks. Inside a caller's jit this is inlined; in eager mode it
+# turns a dozen small per-operation compilations into one.
+_kernel = functools.partial(jax.jit, static_argnames=("dtype",))
+_logit_kernel = functools.partial(jax.jit, static_argnames=("dtype", "from_logits"))
+
+
+def _cast(p, y, dtype):
+    return p.astype(dtype), y.reshape(p.shape).astype(dtype)
+
+
+def _mean_over_examples(x):
+    """Average over every axis but the first: ``(batch, ...) -> (batch,)``."""
+    if x.ndim == 1:
+        return x
+    return jnp.mean(x, axis=tuple(range(1, x.ndim)))
+
+
+@jax.custom_jvp
+def _softplus(z):
+    """log(1 + e^z) in the overflow-free form max(z, 0) + log1p(e^{-|z|}).
+
+    The derivative is set to sigmoid(z) explicitly: differentiating the
+    formula piece by piece gives the wrong slope at exactly z = 0 (the kinks
+    of max and |.| cancel in value but their subgradients do not), and z = 0
+    is where a zero-initialized output layer starts.
+    """
+    return jnp.maximum(z, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
+
+
+@_softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    return _softplus(z), jax.nn.sigmoid(z) * dz
+
+
+def _log_softmax(logits):
+    """Numerically stable log-softmax over the last axis.
+
+    log softmax(z)_i = z_i - m - log Σ_j exp(z_j - m), with m = max_j z_j.
+    Subtracting the maximum keeps every exponent <= 0, so nothing overflows;
+    the maximum is held constant for differentiation (the result does not
+    depend on it mathematically, and its own gradient is a tie-breaking mess).
+    """
+    m = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    shifted = logits - m
+    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
+
+
+def _log_probabilities(probabilities):
+    """Keras's treatment of probability inputs: renormalize, clip, take logs."""
+    total = jnp.sum(probabilities, axis=-1, keepdims=True)
+    # A row of all zeros would be 0/0. It is divided by 1 instead (its zeros
+    # are then clipped to eps). The guard sits on the denominator, before the
+    # division: masking the quotient afterwards would keep the value finite
+    # but still send a NaN through the division's derivative.
+    positive = total > 0
+    safe_total = jnp.where(positive, total, 1.0)
+    q = jnp.clip(probabilities / safe_total, _EPSILON, 1.0 - _EPSILON)
+    return jnp.log(q)
+
+
+def _class_log_probs(predictions, from_logits):
+    if from_logits:
+        return _log_softmax(predictions)
+    return _log_probabilities(predictions)
+
+
+# --------------------------------------------------------------------------
+# Regression losses
+# --------------------------------------------------------------------------
+
+
+def mean_squared_error(predictions, targets):
+    r"""Mean squared error per example.
+
+    .. math::
+
+        L_b = \frac{1}{n} \sum_{i=1}^{n} (y_{b,i} - \hat y_{b,i})^2
+
+    where ``n`` is the number of values per example (the product of the
+    non-batch dimensions).
+
+    Args:
+        predictions: float array of shape ``(batch, ...)``.
+        targets: array of the same shape (or ``(batch,)`` when predictions are
+            ``(batch, 1)``); integer or boolean targets are cast.
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.mean_squared_error(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 4.0]]))
+        Array([2.5], dtype=float32)
+    """
+    return _mse_kernel(*_prepare("mean_squared_error", predictions, targets))
+
+
+@_kernel
+def _mse_kernel(p, y, dtype):
+    p, y = _cast(p, y, dtype)
+    return _mean_over_examples(jnp.square(y - p))
+
+
+def sum_squared_error(predictions, targets):
+    r"""Half the sum of squared errors per example (the course's form).
+
+    .. math::
+
+        L_b = \frac{1}{2} \sum_{i} (y_{b,i} - \hat y_{b,i})^2
+
+    The factor ½ makes the gradient the plain residual,
+    :math:`\partial L / \partial \hat y = \hat y - y`.
+
+    Args:
+        predictions: float array of shape ``(batch, ...)``.
+        targets: array of the same shape (or ``(batch,)`` when predictions are
+            ``(batch, 1)``).
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.sum_squared_error(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 4.0]]))
+        Array([2.5], dtype=float32)
+    """
+    return _sse_kernel(*_prepare("sum_squared_error", predictions, targets))
+
+
+@_kernel
+def _sse_kernel(p, y, dtype):
+    p, y = _cast(p, y, dtype)
+    sq = jnp.square(y - p)
+    if sq.ndim > 1:
+        sq = jnp.sum(sq, axis=tuple(range(1, sq.ndim)))
+    return 0.5 * sq
+
+
+def mean_absolute_error(predictions, targets):
+    r"""Mean absolute error per example.
+
+    .. math::
+
+        L_b = \frac{1}{n} \sum_{i=1}^{n} |y_{b,i} - \hat y_{b,i}|
+
+    Its gradient with respect to the predictions is
+    :math:`\operatorname{sign}(\hat y - y) / n`, taken as 0 where the
+    prediction is exact.
+
+    Args:
+        predictions: float array of shape ``(batch, ...)``.
+        targets: array of the same shape (or ``(batch,)`` when predictions are
+            ``(batch, 1)``).
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.mean_absolute_error(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 4.0]]))
+        Array([1.5], dtype=float32)
+    """
+    return _mae_kernel(*_prepare("mean_absolute_error", predictions, targets))
+
+
+@_kernel
+def _mae_kernel(p, y, dtype):
+    p, y = _cast(p, y, dtype)
+    e = p - y
+    # e * sign(e) is |e| with derivative sign(e): 0 for an exact prediction
+    # (jnp.abs would give 1 there).
+    return _mean_over_examples(e * jnp.sign(e))
+
+
+def huber(predictions=None, targets=None, delta=1.0):
+    r"""Huber loss per example: quadratic for small errors, linear for large.
+
+    With :math:`e = \hat y - y`,
+
+    .. math::
+
+        h(e) = \begin{cases}
+            \tfrac12 e^2 & |e| \le \delta \\
+            \delta\,(|e| - \tfrac12 \delta) & |e| > \delta
+        \end{cases}
+        \qquad L_b = \frac{1}{n} \sum_i h(e_{b,i})
+
+    Computed as :math:`\tfrac12 q^2 + \delta(|e| - q)` with
+    :math:`q = \min(|e|, \delta)`, which needs no branch.
+
+    Called without arrays, ``huber(delta=2.0)`` returns
+    ``functools.partial(huber, delta=2.0)``: a loss with that threshold, ready
+    to hand to a trainer.
+
+    Args:
+        predictions: float array of shape ``(batch, ...)``.
+        targets: array of the same shape (or ``(batch,)`` when predictions are
+            ``(batch, 1)``).
+        delta: positive threshold between the quadratic and linear parts.
+
+    Returns:
+        Array of shape ``(batch,)``, or a loss function when called without
+        arrays.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.huber(jnp.array([[0.5, 3.0]]), jnp.array([[0.0, 0.0]]))
+        Array([1.3125], dtype=float32)
+        >>> loss_fn = losses.huber(delta=2.0)
+        >>> loss_fn(jnp.array([[0.5, 3.0]]), jnp.array([[0.0, 0.0]]))
+        Array([2.0625], dtype=float32)
+    """
+    if isinstance(delta, (bool, np.bool_)) or not isinstance(
+        delta, (int, float, np.integer, np.floating, jax.Array, np.ndarray)
+    ):
+        raise TypeError(f"huber: delta must be a positive number, got {delta!r}.")
+    if not isinstance(delta, jax.core.Tracer):
+        if np.ndim(delta) != 0:
+            raise ValueError(f"huber: delta must be a scalar, got {delta!r}.")
+        d = float(np.asarray(delta))
+        if not (math.isfinite(d) and d > 0):
+            raise ValueError(
+                f"huber: delta must be a positive finite number, got {delta!r}."
+            )
+        delta = d
+    if predictions is None and targets is None:
+        return functools.partial(huber, delta=delta)
+    if predictions is None or targets is None:
+        raise TypeError(
+            "huber: pass both predictions and targets, or neither to get a "
+            "loss function (e.g. losses.huber(delta=2.0))."
+        )
+    p, y, dtype = _prepare("huber", predictions, targets)
+    if isinstance(delta, jax.core.Tracer):
+        delta = delta.astype(dtype)
+    return _huber_kernel(p, y, delta, dtype)
+
+
+@_kernel
+def _huber_kernel(p, y, delta, dtype):
+    p, y = _cast(p, y, dtype)
+    abs_e = jnp.abs(p - y)
+    q = jnp.minimum(abs_e, delta)
+    return _mean_over_examples(0.5 * jnp.square(q) + delta * (abs_e - q))
+
+
+# --------------------------------------------------------------------------
+# Classification losses
+# --------------------------------------------------------------------------
+
+
+def binary_crossentropy(predictions, targets, from_logits=True):
+    r"""Binary cross-entropy per example, averaged over the non-batch axes.
+
+    From logits :math:`z` (the default), in the overflow-free form
+
+    .. math::
+
+        \ell(z, y) = \max(z, 0) - z\,y + \log\!\left(1 + e^{-|z|}\right)
+
+    which equals :math:`-y \log \sigma(z) - (1-y) \log(1-\sigma(z))` and
+    has gradient :math:`\sigma(z) - y` (exactly, including at :math:`z = 0`).
+    From probabilities :math:`p` (``from_logits=False``), ``p`` is first
+    clipped to :math:`[10^{-7}, 1-10^{-7}]` and
+
+    .. math::
+
+        \ell(p, y) = -y \log p - (1 - y) \log(1 - p).
+
+    :math:`L_b` is the mean of :math:`\ell` over every non-batch axis (as in
+    Keras). Targets may be soft labels in [0, 1].
+
+    Args:
+        predictions: float logits (or probabilities) of shape ``(batch, ...)``.
+        targets: labels of the same shape (or ``(batch,)`` when predictions
+            are ``(batch, 1)``); integer or boolean labels are cast.
+        from_logits: whether ``predictions`` are logits (default) or
+            probabilities.
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.binary_crossentropy(jnp.array([[0.0]]), jnp.array([1]))
+        Array([0.6931472], dtype=float32)
+    """
+    p, y, dtype = _prepare("binary_crossentropy", predictions, targets)
+    return _bce_kernel(p, y, dtype, from_logits=bool(from_logits))
+
+
+@_logit_kernel
+def _bce_kernel(p, y, dtype, from_logits):
+    p, y = _cast(p, y, dtype)
+    if from_logits:
+        elementwise = _softplus(p) - p * y
+    else:
+        q = jnp.clip(p, _EPSILON, 1.0 - _EPSILON)
+        elementwise = -(y * jnp.log(q) + (1.0 - y) * jnp.log1p(-q))
+    return _mean_over_examples(elementwise)
+
+
+def categorical_crossentropy(predictions, targets, from_logits=True):
+    r"""Categorical cross-entropy per example, with one-hot (or soft) targets.
+
+    The last axis is the class axis. From logits :math:`z` (the default),
+
+    .. math::
+
+        \ell = -\sum_c y_c \log\operatorname{softmax}(z)_c
+             = -\sum_c y_c \Big(z_c - m - \log \sum_k e^{z_k - m}\Big),
+        \quad m = \max_k z_k,
+
+    so no exponent overflows, even for logits of magnitude 1e4. From
+    probabilities (``from_logits=False``), as in Keras, each row is
+    renormalized to sum to 1 and then clipped to
+    :math:`[10^{-7}, 1-10^{-7}]` before the logarithm.
+
+    Over any axes between the batch and class axes (for example the pixels of
+    a segmentation map) the loss is averaged.
+
+    Args:
+        predictions: float array of shape ``(batch, ..., classes)``.
+        targets: one-hot or probability targets of the same shape.
+        from_logits: whether ``predictions`` are logits (default) or
+            probabilities.
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> q = jnp.array([[0.1, 0.3, 0.6]])
+        >>> losses.categorical_crossentropy(q, jnp.array([[0.0, 1.0, 0.0]]), from_logits=False)
+        Array([1.2039728], dtype=float32)
+    """
+    p, y, dtype = _prepare(
+        "categorical_crossentropy", predictions, targets,
+        min_ndim=2, what="(batch, ..., classes)",
+    )
+    return _cce_kernel(p, y, dtype, from_logits=bool(from_logits))
+
+
+@_logit_kernel
+def _cce_kernel(p, y, dtype, from_logits):
+    p, y = _cast(p, y, dtype)
+    log_q = _class_log_probs(p, from_logits)
+    return _mean_over_examples(-jnp.sum(y * log_q, axis=-1))
+
+
+def _is_tracer(x):
+    return isinstance(x, jax.core.Tracer)
+
+
+def sparse_categorical_crossentropy(predictions, targets, from_logits=True):
+    r"""Categorical cross-entropy per example, with integer class ids.
+
+    The last axis of ``predictions`` is the class axis. For class id
+    :math:`t`,
+
+    .. math::
+
+        \ell = -\log \operatorname{softmax}(z)_t
+
+    computed with the same stable log-softmax as
+    :func:`categorical_crossentropy` (and the same renormalize-and-clip
+    treatment when ``from_logits=False``). It equals
+    ``categorical_crossentropy(predictions, one_hot(targets))`` without
+    building the one-hot array.
+
+    Label checking: when the labels are concrete (eager calls, or ``grad``
+    with respect to the predictions only), a label outside
+    ``[0, classes - 1]`` raises ``ValueError``. Under ``jit`` or ``vmap`` the
+    labels are abstract and cannot be checked: an out-of-range label then
+    gives a NaN loss for its example (and a zero gradient), so
+    ``TerminateOnNaN`` or a NaN check catches it instead of a silently wrong
+    number.
+
+    Args:
+        predictions: float array of shape ``(batch, ..., classes)``.
+        targets: integer class ids of shape ``predictions.shape[:-1]``, or of
+            that shape with a trailing axis of size 1 (so ``(batch,)`` and
+            ``(batch, 1)`` both work for ``(batch, classes)`` predictions).
+        from_logits: whether ``predictions`` are logits (default) or
+            probabilities.
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Raises:
+        TypeError: if ``targets`` are not integers (use
+            :func:`categorical_crossentropy` for one-hot or soft targets).
+        ValueError: on a shape mismatch, or a concrete out-of-range label.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> q = jnp.array([[0.1, 0.3, 0.6]])
+        >>> losses.sparse_categorical_crossentropy(q, jnp.array([1]), from_logits=False)
+        Array([1.2039728], dtype=float32)
+    """
+    name = "sparse_categorical_crossentropy"
+    p = _check_predictions(name, predictions, 2, "(batch, ..., classes)")
+    labels = targets if _is_tracer(targets) else jnp.asarray(targets)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(
+            f"{name}: targets must be integer class ids, got dtype "
+            f"{labels.dtype}. Pass integer class ids (e.g. "
+            f"targets.astype(jnp.int32)), or use categorical_crossentropy for "
+            f"one-hot or soft targets."
+        )
+    num_classes = p.shape[-1]
+    expected = p.shape[:-1]
+    if labels.shape != expected and labels.shape != expected + (1,):
+        hint = ""
+        if labels.shape == p.shape:
+            hint = (
+                " The targets have the predictions' shape, so they look "
+                "one-hot: use categorical_crossentropy for those."
+            )
+        raise ValueError(
+            f"{name}: predictions have shape {p.shape} but targets have shape "
+            f"{labels.shape}; targets must be integer class ids of shape "
+            f"{expected} (or {expected + (1,)}), one per prediction "
+            f"row.{hint}"
+        )
+    if not _is_tracer(targets):
+        host = np.asarray(targets).reshape(-1)
+        bad = host[(host < 0) | (host >= num_classes)]
+        if bad.size:
+            raise ValueError(
+                f"{name}: label {int(bad[0])} is out of range for "
+                f"{num_classes} classes; class ids must be integers in "
+                f"[0, {num_classes - 1}]. Check the labels or the size of the "
+                f"model's last layer."
+            )
+    return _sparse_kernel(p, labels, _compute_dtype(p.dtype), from_logits=bool(from_logits))
+
+
+@_logit_kernel
+def _sparse_kernel(p, labels, dtype, from_logits):
+    num_classes = p.shape[-1]
+    labels = labels.reshape(p.shape[:-1])
+    if jnp.iinfo(labels.dtype).bits <= 32:
+        labels = labels.astype(jnp.int32)
+    log_q = _class_log_probs(p.astype(dtype), from_logits)
+    valid = (labels >= 0) & (labels < num_classes)
+    index = jnp.clip(labels, 0, num_classes - 1)
+    picked = jnp.take_along_axis(log_q, index[..., None], axis=-1)[..., 0]
+    per_position = jnp.where(valid, -picked, jnp.nan)
+    return _mean_over_examples(per_position)
+
+
+def hinge(predictions, targets):
+    r"""Hinge loss per example (Keras semantics).
+
+    .. math::
+
+        L_b = \frac{1}{n} \sum_i \max(1 - y_{b,i}\, \hat y_{b,i},\ 0)
+
+    Labels are expected in :math:`\{-1, 1\}`. As in Keras, if every label in
+    the call is 0 or 1, they are read as binary labels and mapped to
+    :math:`\{-1, 1\}` by :math:`2y - 1`.
+
+    Args:
+        predictions: float scores of shape ``(batch, ...)`` (raw, not
+            probabilities).
+        targets: labels of the same shape (or ``(batch,)`` when predictions
+            are ``(batch, 1)``).
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.hinge(jnp.array([[0.3], [-2.0]]), jnp.array([1, -1]))
+        Array([0.7, 0. ], dtype=float32)
+    """
+    return _hinge_kernel(*_prepare("hinge", predictions, targets))
+
+
+@_kernel
+def _hinge_kernel(p, y, dtype):
+    p, y = _cast(p, y, dtype)
+    is_binary = jnp.all((y == 0.0) | (y == 1.0))
+    y = jnp.where(is_binary, 2.0 * y - 1.0, y)
+    return _mean_over_examples(jnp.maximum(1.0 - y * p, 0.0))
+
+
+def kl_divergence(predictions, targets):
+    r"""Kullback-Leibler divergence KL(targets ‖ predictions) per example.
+
+    Both distributions are clipped to :math:`[10^{-7}, 1]` (as in Keras), so
+    zero probabilities give finite values. Over the last (class) axis,
+
+    .. math::
+
+        \ell = \sum_c y_c \log \frac{y_c}{p_c},
+
+    averaged over any axes between the batch and class axes.
+
+    Args:
+        predictions: float probabilities of shape ``(batch, ..., classes)``.
+        targets: probabilities of the same shape.
+
+    Returns:
+        Array of shape ``(batch,)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> losses.kl_divergence(jnp.array([[0.5, 0.5]]), jnp.array([[1.0, 0.0]]))
+        Array([0.69314563], dtype=float32)
+    """
+    return _kl_kernel(*_prepare(
+        "kl_divergence", predictions, targets,
+        min_ndim=2, what="(batch, ..., classes)",
+    ))
+
+
+@_kernel
+def _kl_kernel(p, y, dtype):
+    p, y = _cast(p, y, dtype)
+    p = jnp.clip(p, _EPSILON, 1.0)
+    y = jnp.clip(y, _EPSILON, 1.0)
+    return _mean_over_examples(jnp.sum(y * (jnp.log(y) - jnp.log(p)), axis=-1))
