@@ -298,3 +298,65 @@ class LambdaCallback(Callback):
                 raise TypeError(f"LambdaCallback: {name} must be callable, got {fn!r}.")
             if fn is not None:
                 setattr(self, name, fn)
+
+
+class ModelCheckpoint(Callback):
+    """Save the whole training state at the end of epochs, atomically.
+
+    Each save writes ``step_<epoch>.ckpt`` in ``directory`` (``epoch`` counting
+    completed epochs, so ``Trainer.restore(directory)`` followed by
+    ``fit(..., initial_epoch=trainer.epoch)`` resumes where the run stopped). A
+    checkpoint holds params, model state, optimizer state, PRNG key and step,
+    plus the epoch and this callback's best value, not only the weights.
+
+    Args:
+        directory: the checkpoint directory (created if needed).
+        monitor: the logged value that decides "best".
+        save_best_only: save only when ``monitor`` improves on the best so far.
+        mode: ``"auto"``, ``"min"`` or ``"max"`` for ``monitor``.
+        save_freq: ``"epoch"`` or an int N: save every N epochs.
+        max_to_keep: keep only the newest N checkpoints (the best by ``monitor``
+            is kept as well).
+        verbose: print a line at each save.
+    """
+
+    def __init__(self, directory, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto", save_freq: Any = "epoch", max_to_keep: Optional[int] = None,
+                 verbose: int = 0):
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive int "
+                             f"(every N epochs), got {save_freq!r}.")
+        self.directory = os.fspath(directory)
+        self.monitor, self.save_best_only, self.save_freq = monitor, save_best_only, save_freq
+        self.max_to_keep, self.verbose = max_to_keep, verbose
+        self._monitor = _Monitor("ModelCheckpoint", monitor, mode, 0.0)
+        self.manager = None
+
+    def on_train_begin(self, logs=None):
+        from jaxdl.checkpoint import CheckpointManager
+        self.manager = CheckpointManager(self.directory, max_to_keep=self.max_to_keep,
+                                         best_metric=self.monitor, best_mode=self._monitor.mode)
+        self._monitor.reset()
+        if self.manager.latest_step() is not None:  # resuming: carry the best value on
+            best = self.manager.metadata().get("checkpoint_best")
+            if isinstance(best, (int, float)):
+                self._monitor.best = float(best)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_freq != "epoch" and (epoch + 1) % self.save_freq:
+            return
+        if self.save_best_only:
+            value = _monitored("ModelCheckpoint", self.monitor, logs)
+            if not self._monitor.improved(value):
+                return
+            self._monitor.best = value
+        elif self.monitor in logs and self._monitor.improved(float(logs[self.monitor])):
+            self._monitor.best = float(logs[self.monitor])
+        meta = self.trainer._checkpoint_metadata({"epoch": epoch + 1,
+                                                  "checkpoint_best": self._monitor.best})
+        metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+        path = self.manager.save(epoch + 1, {"train_state": self.trainer.state},
+                                 metrics=metrics, metadata=meta)
+        if self.verbose:
+            print(f"ModelCheckpoint: epoch {epoch + 1}: saved {path}")

@@ -102,6 +102,16 @@ def _input_shape(x):
     return tuple(x.shape[1:])
 
 
+def _json_shape(shape):
+    if shape is None:
+        return None
+    return [_json_shape(s) if isinstance(s, tuple) else s for s in shape]
+
+
+def _tuple_shape(shape):
+    return tuple(_tuple_shape(s) if isinstance(s, list) else s for s in shape)
+
+
 def _rows(tree, index):
     return jax.tree.map(lambda a: a[index], tree)
 
@@ -410,6 +420,57 @@ class Trainer:
         idx, _ = self._padded_plan(n, batch_size)
         out = self._predict_all(self.state, jax.device_put(x), idx)
         return jax.tree.map(lambda a: np.asarray(a).reshape((-1,) + a.shape[2:])[:n], out)
+
+    # ------------------------------------------------------------------ save / restore
+
+    def save(self, path: str | os.PathLike, metadata: Optional[dict] = None) -> str:
+        """Write the whole train state (params, model state, optimizer state, key,
+        step) and the epoch count to ``path``, atomically. Returns the path."""
+        from jaxdl import checkpoint
+        self._require_state("save")
+        return checkpoint.save(path, {"train_state": self.state},
+                               metadata=self._checkpoint_metadata(metadata))
+
+    def _checkpoint_metadata(self, extra: Optional[dict] = None) -> dict:
+        meta = {"kind": "jaxdl.train.Trainer", "epoch": int(self.epoch),
+                "input_shape": _json_shape(self.input_shape), "model": type(self.model).__name__}
+        meta.update(extra or {})
+        return meta
+
+    def restore(self, path: str | os.PathLike) -> dict:
+        """Load a state written by :meth:`save` or by ``ModelCheckpoint``.
+
+        ``path`` is a checkpoint file or a ``ModelCheckpoint`` directory (its
+        latest step). Works on a fresh Trainer built with the same model and
+        optimizer; then ``fit(..., initial_epoch=trainer.epoch)`` continues
+        exactly as the uninterrupted run would have. Returns the checkpoint's
+        metadata (``epoch``, ``input_shape``...).
+
+        Raises:
+            ValueError: the checkpoint belongs to a model or optimizer of
+                another structure (the message names the leaf and both shapes).
+            jaxdl.checkpoint.CheckpointError: the file is corrupt or unsafe.
+        """
+        from jaxdl import checkpoint
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            manager = checkpoint.CheckpointManager(path)
+            step = manager.latest_step()
+            if step is None:
+                raise FileNotFoundError(f"Trainer.restore: no checkpoint in directory {path!r}.")
+            path = manager.path(step)
+        meta = checkpoint.read_metadata(path)
+        if meta.get("kind") != "jaxdl.train.Trainer":
+            raise ValueError(f"Trainer.restore: {path!r} was not written by Trainer.save or "
+                             f"ModelCheckpoint; use checkpoint.restore for plain trees.")
+        input_shape = _tuple_shape(meta["input_shape"])
+        target = jax.eval_shape(lambda: TrainState.create(self.model, self._tx, input_shape,
+                                                          jax.random.key(0)))
+        tree = checkpoint.restore(path, target={"train_state": target})
+        self.state = tree["train_state"]
+        self.input_shape = input_shape
+        self.epoch = int(meta["epoch"])
+        return meta
 
     def _require_state(self, owner: str) -> None:
         if self.state is None:
