@@ -1,3 +1,15 @@
-"""jaxdl: deep learning for JAX, built from pure functions."""
+"""jaxdl: deep learning for JAX, built from pure functions.
+
+Submodules: ``nn`` (layers), ``losses``, ``regularizers``, ``optim``
+(hand-written optax-compatible optimizers), ``kernels`` (compiled matmul, conv,
+pooling), ``train`` (TrainState, jitted steps, Trainer, callbacks), ``data``,
+``checkpoint`` and ``gradcheck``.
+"""
 
 __version__ = "0.1.0"
+
+from jaxdl import (checkpoint, data, gradcheck, kernels, losses, nn, optim,  # noqa: E402
+                   regularizers, train)
+
+__all__ = ["__version__", "checkpoint", "data", "gradcheck", "kernels", "losses", "nn", "optim",
+           "regularizers", "train"]

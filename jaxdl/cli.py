@@ -34,8 +34,7 @@ def info() -> str:
 
 def _not_yet(what: str) -> int:
     print(f"jaxdl {what}: not available yet in jaxdl {_pkg_version()}; it arrives with the "
-          f"training (demo) and performance (bench) work. `jaxdl info` works today.",
-          file=sys.stderr)
+          f"performance work. `jaxdl info` and `jaxdl demo` work today.", file=sys.stderr)
     return 2
 
 
@@ -50,13 +49,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      "from pure functions.")
     sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     sub.add_parser("info", help="print versions, the JAX backend and its devices")
-    sub.add_parser("demo", help="train the default CNN on the bundled digits (not available yet)")
+    demo = sub.add_parser("demo", help="train the default CNN on the bundled 8x8 digits")
+    demo.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
     sub.add_parser("bench", help="run the benchmark suite (not available yet)")
     args = parser.parse_args(argv)
     if args.command == "info":
         print(info())
         return 0
-    if args.command in ("demo", "bench"):
+    if args.command == "demo":
+        from jaxdl import demo as _demo
+        return _demo.main(epochs=args.epochs, seed=args.seed, out=args.out)
+    if args.command == "bench":
         return _not_yet(args.command)
     parser.print_help()
     return 1

@@ -26,3 +26,38 @@ def test_xor_mlp_solves_xor():
     accuracy, loss = load("xor_mlp").main(steps=1500)
     assert accuracy == 1.0
     assert loss < 0.05
+
+
+def test_digits_mlp_learns():
+    result = load("digits_mlp").main(epochs=15, verbose=0)
+    assert result["accuracy"] >= 0.93
+
+
+def test_demo_cnn_reaches_97_percent_and_writes_curves(tmp_path, capsys):
+    result = load("digits_cnn").main(epochs=15, seed=0, out=str(tmp_path), verbose=1)
+    assert result["test_accuracy"] >= 0.97
+    losses_ = result["history"]["loss"]
+    assert losses_[-1] * 5 <= losses_[0]
+    assert (tmp_path / "digits_cnn_curves.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "conv2d_0 (Conv2D)" in out and "test accuracy" in out
+
+
+def test_keras_style_mlp_memorizes_random_labels():
+    history = load("keras_style_mlp").main(epochs=150, verbose=0)
+    acc = history.history["accuracy"]
+    assert acc[-1] >= 0.7 and history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_regularization_shrinks_the_generalization_gap(tmp_path):
+    results = load("regularization").main(epochs=40, out=str(tmp_path), verbose=0,
+                                          only=("none", "L2 (λ=1e-3)", "batch norm"))
+
+    def gap(name):
+        return results[name]["val_loss"] - results[name]["train_loss"]
+
+    assert results["none"]["train_loss"] < 0.02  # it does over-fit
+    assert gap("L2 (λ=1e-3)") < gap("none")
+    assert gap("batch norm") < gap("none")
+    assert (tmp_path / "regularization.png").exists()
+
