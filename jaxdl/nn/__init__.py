@@ -11,7 +11,13 @@ from jaxdl.nn.activations import (ACTIVATIONS, ELU, GELU, Activation, LeakyReLU,
                                   Sigmoid, SiLU, Softmax, Tanh, elu, gelu, leaky_relu, linear,
                                   log_softmax, prelu, relu, sigmoid, silu, softmax, softplus, tanh)
 from jaxdl.nn.base import Layer, output_shape
+from jaxdl.nn.conv import Conv1D, Conv2D, Conv2DTranspose
 from jaxdl.nn.dense import Dense
+from jaxdl.nn.dropout import Dropout
+from jaxdl.nn.embedding import Embedding
+from jaxdl.nn.normalization import BatchNorm, LayerNorm
+from jaxdl.nn.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from jaxdl.nn.reshape import Flatten, Reshape
 from jaxdl.nn.sequential import Sequential
 from jaxdl.nn.summary import summary
 
@@ -20,4 +26,6 @@ __all__ = [
     "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh",
     "Softmax", "ACTIVATIONS", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "sigmoid",
     "tanh", "softplus", "softmax", "log_softmax", "linear",
+    "Conv1D", "Conv2D", "Conv2DTranspose", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+    "GlobalMaxPool2D", "Flatten", "Reshape", "Dropout", "BatchNorm", "LayerNorm", "Embedding",
 ]
