@@ -1,0 +1,962 @@
+"""Gradient transformations written out by hand.
+
+Each function here returns an ``optax.GradientTransformation`` (``init``,
+``update``) whose state is a NamedTuple defined in this module. In the
+formulas, ``g`` is the incoming update (the gradient, or the output of the
+previous transform in a chain), ``u`` the outgoing update, ``t`` the step
+number starting at 1, and every operation is elementwise, leaf by leaf.
+
+The arithmetic follows optax 0.2.8 operation by operation (the same products,
+sums and order), so that float64 trajectories agree with optax's to rounding.
+The one deliberate difference is numerical safety in low precision: running
+statistics of float16 and bfloat16 leaves are kept in float32 (see
+:mod:`jaxdl.optim._base`), and the update comes back in the incoming dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdl.optim._base import (
+    EmptyState,
+    acc_dtype,
+    cast,
+    check_hyper,
+    check_params_floating,
+    check_rate,
+    is_number,
+    is_python_scalar,
+    one_minus_pow,
+    safe_increment,
+    widest,
+    zeros_count,
+)
+
+__all__ = [
+    "ScaleByScheduleState",
+    "TraceState",
+    "MovingAverageState",
+    "ScaleByAdagradState",
+    "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
+    "ScaleByStddevState",
+    "ScaleByStddevWithCountState",
+    "ScaleByAdamState",
+    "AddDecayedWeightsState",
+    "scale",
+    "scale_by_learning_rate",
+    "trace",
+    "moving_average",
+    "scale_by_adagrad",
+    "scale_by_rms",
+    "scale_by_stddev",
+    "scale_by_adam",
+    "add_decayed_weights",
+    "clip",
+    "clip_by_global_norm",
+    "global_norm",
+]
+
+
+# ---------------------------------------------------------------- helpers ---
+
+
+def _map_split(fn: Callable, tree: Any, *rest: Any) -> tuple[Any, Any]:
+    """Maps ``fn`` (returning a pair) over trees; returns the two result trees."""
+    leaves, treedef = jax.tree.flatten(tree)
+    others = [treedef.flatten_up_to(r) for r in rest]
+    pairs = [fn(*xs) for xs in zip(leaves, *others)]
+    first = treedef.unflatten([p[0] for p in pairs])
+    second = treedef.unflatten([p[1] for p in pairs])
+    return first, second
+
+
+def _zeros_acc(params: Any, dtype: Any = None) -> Any:
+    """Zeros shaped like params, in ``dtype`` or the accumulator dtype of each leaf."""
+    return jax.tree.map(
+        lambda p: jnp.zeros(jnp.shape(p), dtype or acc_dtype(jnp.result_type(p))),
+        params,
+    )
+
+
+def _full_acc(params: Any, value: Any) -> Any:
+    """``value`` filled like params, in the accumulator dtype of each leaf."""
+    return jax.tree.map(
+        lambda p: jnp.full(jnp.shape(p), value, acc_dtype(jnp.result_type(p))),
+        params,
+    )
+
+
+def _compute_dtype(g: jax.Array, *state: jax.Array) -> Any:
+    """The dtype a leaf update is computed in: at least float32, and wide enough
+    for the incoming update and every state leaf it combines with."""
+    return widest(g.dtype, *(s.dtype for s in state))
+
+
+def _debias(x: jax.Array, factor: jax.Array) -> jax.Array:
+    """Bias correction ``x / (1 - decay**t)``, given the factor from
+    :func:`one_minus_pow` (computed once per update), cast to x's dtype."""
+    return x / factor.astype(x.dtype)
+
+
+# ------------------------------------------------------------------ scale ---
+
+
+class ScaleByScheduleState(NamedTuple):
+    """State of :func:`scale_by_learning_rate` with a schedule.
+
+    Attributes:
+        count: int32 scalar, shape ``()``: the number of updates done so far;
+            the schedule is evaluated at this value (0 on the first update).
+    """
+
+    count: jax.Array
+
+
+def scale(step_size: Any) -> optax.GradientTransformation:
+    r"""Multiplies every update by a fixed number: :math:`u = s\,g`.
+
+    Args:
+        step_size: a float or scalar array :math:`s` (no sign flip).
+
+    Returns:
+        A stateless ``optax.GradientTransformation`` (state ``EmptyState()``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.scale(-0.5)
+        >>> u, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+        >>> print(u)
+        [-1.]
+    """
+    check_hyper("optim.scale", "step_size", step_size)
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda g: cast(step_size, g.dtype) * g, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_learning_rate(learning_rate: Any) -> optax.GradientTransformation:
+    r"""Turns a direction into a descent step: :math:`u_t = -\eta_t\, g_t`.
+
+    :math:`\eta_t` is ``learning_rate`` itself when it is a number, or
+    ``learning_rate(t - 1)`` when it is a schedule (a callable of the int32
+    step count, evaluated at 0 on the first update, as in optax). The rate is
+    cast to each leaf's dtype before the product.
+
+    Args:
+        learning_rate: a float >= 0, a scalar array (possibly traced, e.g. from
+            :func:`jaxdl.optim.inject_hyperparams`), or a schedule.
+
+    Returns:
+        An ``optax.GradientTransformation``. Its state is ``EmptyState()`` for a
+        fixed rate and :class:`ScaleByScheduleState` for a schedule.
+
+    Raises:
+        TypeError: ``learning_rate`` is not a number, array or callable.
+        ValueError: ``learning_rate`` is a negative number.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.scale_by_learning_rate(optim.schedules.exponential_decay(1.0, 1, 0.5))
+        >>> state = tx.init(jnp.zeros(1))
+        >>> u, state = tx.update(jnp.array([1.0]), state)
+        >>> u2, state = tx.update(jnp.array([1.0]), state)
+        >>> print(u, u2)
+        [-1.] [-0.5]
+    """
+    check_rate("optim.scale_by_learning_rate", "learning_rate", learning_rate)
+
+    if callable(learning_rate):
+
+        def init_fn(params):
+            del params
+            return ScaleByScheduleState(count=zeros_count())
+
+        def update_fn(updates, state, params=None):
+            del params
+            rate = learning_rate(state.count)
+            updates = jax.tree.map(
+                lambda g: -jnp.asarray(rate).astype(g.dtype) * g, updates
+            )
+            return updates, ScaleByScheduleState(count=safe_increment(state.count))
+
+        return optax.GradientTransformation(init_fn, update_fn)
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        if is_python_scalar(learning_rate):
+            step = -learning_rate
+            return jax.tree.map(lambda g: step * g, updates), state
+        return jax.tree.map(
+            lambda g: -jnp.asarray(learning_rate).astype(g.dtype) * g, updates
+        ), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------- momentum ---
+
+
+class TraceState(NamedTuple):
+    """State of :func:`trace`.
+
+    Attributes:
+        trace: the momentum buffer :math:`m`, a tree shaped like the params;
+            each leaf has the param's shape and dtype ``accumulator_dtype``
+            when given, else float32 for float16/bfloat16 params and the
+            param's own dtype otherwise. Zeros at init.
+    """
+
+    trace: Any
+
+
+def trace(
+    decay: Any,
+    nesterov: bool = False,
+    accumulator_dtype: Optional[Any] = None,
+) -> optax.GradientTransformation:
+    r"""Classical (heavy-ball) momentum, with an optional Nesterov look-ahead.
+
+    .. math::
+
+        m_t = g_t + \mu\, m_{t-1}, \qquad
+        u_t = \begin{cases} m_t & \text{plain (Polyak 1964)} \\
+                            g_t + \mu\, m_t & \text{Nesterov (Sutskever et al. 2013)}
+              \end{cases}
+
+    with :math:`m_0 = 0`. The buffer *sums* gradients, so at a steady gradient
+    it grows to :math:`g / (1-\mu)`: this is optax's ``trace`` and PyTorch's
+    ``SGD(momentum=...)``. The course's averaged form is :func:`moving_average`.
+
+    Args:
+        decay: the momentum coefficient :math:`\mu` in [0, 1].
+        nesterov: use the Nesterov look-ahead update.
+        accumulator_dtype: optional dtype for the buffer.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`TraceState`.
+
+    References:
+        Polyak, "Some methods of speeding up the convergence of iteration
+        methods", 1964. Sutskever, Martens, Dahl & Hinton, "On the importance of
+        initialization and momentum in deep learning", ICML 2013.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.trace(0.5)
+        >>> s = tx.init(jnp.zeros(1))
+        >>> u, s = tx.update(jnp.ones(1), s)
+        >>> u, s = tx.update(jnp.ones(1), s)
+        >>> print(u)
+        [1.5]
+    """
+    check_hyper("optim.trace", "decay", decay, low=0.0, high=1.0)
+
+    def init_fn(params):
+        check_params_floating("optim.trace", params)
+        return TraceState(trace=_zeros_acc(params, accumulator_dtype))
+
+    def update_fn(updates, state, params=None):
+        del params
+
+        def leaf(g, m):
+            dt = _compute_dtype(g, m)
+            mu = cast(decay, dt)
+            g_ = g.astype(dt)
+            m_new = g_ + mu * m.astype(dt)
+            u = g_ + mu * m_new if nesterov else m_new
+            return u.astype(g.dtype), m_new.astype(m.dtype)
+
+        updates, new_trace = _map_split(leaf, updates, state.trace)
+        return updates, TraceState(trace=new_trace)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class MovingAverageState(NamedTuple):
+    """State of :func:`moving_average`.
+
+    Attributes:
+        average: the velocity :math:`v`, a tree shaped like the params; each
+            leaf has the param's shape, float32 for float16/bfloat16 params and
+            the param's own dtype otherwise. Zeros at init.
+    """
+
+    average: Any
+
+
+def moving_average(decay: Any, nesterov: bool = False) -> optax.GradientTransformation:
+    r"""The course's momentum: an exponential moving average of the gradients.
+
+    .. math::
+
+        v_t = \beta\, v_{t-1} + (1-\beta)\, g_t, \qquad
+        u_t = \begin{cases} v_t & \text{plain} \\
+                            \beta\, v_t + (1-\beta)\, g_t & \text{Nesterov look-ahead}
+              \end{cases}
+
+    with :math:`v_0 = 0` and no bias correction. Compared with :func:`trace`
+    (:math:`m_t = g_t + \beta m_{t-1}`) every value is multiplied by
+    :math:`1-\beta`: :math:`v_t = (1-\beta)\, m_t` exactly, so the step is
+    :math:`1/(1-\beta)` times smaller (10 times at :math:`\beta = 0.9`).
+
+    Args:
+        decay: :math:`\beta` in [0, 1].
+        nesterov: return the look-ahead average instead of :math:`v_t`.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`MovingAverageState`.
+
+    References:
+        Polyak 1964 (heavy ball); Nesterov, "A method for solving the convex
+        programming problem with convergence rate O(1/k^2)", 1983; Sutskever et
+        al. 2013 for the look-ahead form used in deep learning.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.moving_average(0.9)
+        >>> u, s = tx.update(jnp.ones(1), tx.init(jnp.zeros(1)))
+        >>> print(u)
+        [0.1]
+    """
+    check_hyper("optim.moving_average", "decay", decay, low=0.0, high=1.0)
+
+    def init_fn(params):
+        check_params_floating("optim.moving_average", params)
+        return MovingAverageState(average=_zeros_acc(params))
+
+    def update_fn(updates, state, params=None):
+        del params
+
+        def leaf(g, v):
+            dt = _compute_dtype(g, v)
+            b = cast(decay, dt)
+            c = cast(1 - decay, dt)
+            g_ = g.astype(dt)
+            v_new = b * v.astype(dt) + c * g_
+            u = b * v_new + c * g_ if nesterov else v_new
+            return u.astype(g.dtype), v_new.astype(v.dtype)
+
+        updates, new_avg = _map_split(leaf, updates, state.average)
+        return updates, MovingAverageState(average=new_avg)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# ---------------------------------------------------------------- adagrad ---
+
+
+class ScaleByAdagradState(NamedTuple):
+    """State of :func:`scale_by_adagrad`.
+
+    Attributes:
+        sum_of_squares: :math:`G`, the running sum of squared gradients, a tree
+            shaped like the params; each leaf has the param's shape, float32
+            for float16/bfloat16 params and the param's own dtype otherwise.
+            Filled with ``initial_accumulator_value`` at init.
+    """
+
+    sum_of_squares: Any
+
+
+def scale_by_adagrad(
+    initial_accumulator_value: Any = 0.1,
+    eps: Any = 1e-7,
+) -> optax.GradientTransformation:
+    r"""Adagrad's per-coordinate rescaling (Duchi, Hazan & Singer 2011).
+
+    .. math::
+
+        G_t = G_{t-1} + g_t^2, \qquad
+        u_t = \frac{g_t}{\sqrt{G_t + \epsilon}}\quad(0 \text{ where } G_t = 0)
+
+    with :math:`G_0` = ``initial_accumulator_value`` (optax's default 0.1;
+    ``eps`` is inside the square root, as in optax's ``scale_by_rss``).
+
+    Args:
+        initial_accumulator_value: :math:`G_0`, >= 0.
+        eps: :math:`\epsilon` >= 0.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`ScaleByAdagradState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.scale_by_adagrad(initial_accumulator_value=0.0, eps=0.0)
+        >>> u, s = tx.update(jnp.array([3.0]), tx.init(jnp.zeros(1)))
+        >>> print(u)
+        [1.]
+    """
+    owner = "optim.scale_by_adagrad"
+    check_hyper(owner, "initial_accumulator_value", initial_accumulator_value, low=0.0)
+    check_hyper(owner, "eps", eps, low=0.0)
+
+    def init_fn(params):
+        check_params_floating(owner, params)
+        return ScaleByAdagradState(
+            sum_of_squares=_full_acc(params, initial_accumulator_value)
+        )
+
+    def update_fn(updates, state, params=None):
+        del params
+
+        def leaf(g, s):
+            dt = _compute_dtype(g, s)
+            g_ = g.astype(dt)
+            s_new = jnp.square(g_) + s.astype(dt)
+            inv = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + cast(eps, dt)), 0.0)
+            return (inv * g_).astype(g.dtype), s_new.astype(s.dtype)
+
+        updates, new_sum = _map_split(leaf, updates, state.sum_of_squares)
+        return updates, ScaleByAdagradState(sum_of_squares=new_sum)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# ---------------------------------------------------------------- rmsprop ---
+
+
+class ScaleByRmsState(NamedTuple):
+    """State of :func:`scale_by_rms` without bias correction.
+
+    Attributes:
+        nu: :math:`v`, the moving average of squared gradients, a tree shaped
+            like the params; each leaf has the param's shape, float32 for
+            float16/bfloat16 params and the param's own dtype otherwise. Filled
+            with ``initial_scale`` at init.
+    """
+
+    nu: Any
+
+
+class ScaleByRmsWithCountState(NamedTuple):
+    """State of :func:`scale_by_rms` with ``bias_correction=True``.
+
+    Attributes:
+        count: int32 scalar, shape ``()``: updates done so far.
+        nu: as in :class:`ScaleByRmsState`.
+    """
+
+    count: jax.Array
+    nu: Any
+
+
+def _rms_scaling(v: jax.Array, eps: Any, eps_in_sqrt: bool) -> jax.Array:
+    e = cast(eps, v.dtype)
+    if eps_in_sqrt:
+        return jax.lax.rsqrt(v + e)
+    return 1 / (jnp.sqrt(v) + e)
+
+
+def scale_by_rms(
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> optax.GradientTransformation:
+    r"""RMSprop's rescaling by a moving root mean square (Hinton, lecture 6e).
+
+    .. math::
+
+        v_t = (1-\rho)\, g_t^2 + \rho\, v_{t-1}, \qquad
+        u_t = \frac{g_t}{\sqrt{\hat v_t + \epsilon}}
+        \ \text{(or } \frac{g_t}{\sqrt{\hat v_t} + \epsilon}
+        \text{ with } \texttt{eps\_in\_sqrt=False)}
+
+    where :math:`\hat v_t = v_t / (1-\rho^t)` with ``bias_correction`` and
+    :math:`\hat v_t = v_t` otherwise; :math:`v_0` = ``initial_scale``.
+
+    Args:
+        decay: :math:`\rho` in [0, 1].
+        eps: :math:`\epsilon` >= 0.
+        initial_scale: :math:`v_0` >= 0 (optax and PyTorch use 0, TF1 used 1).
+        eps_in_sqrt: put :math:`\epsilon` inside the square root (optax's
+            default) or outside (PyTorch's).
+        bias_correction: divide :math:`v_t` by :math:`1-\rho^t`.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`ScaleByRmsState`,
+        or :class:`ScaleByRmsWithCountState` when ``bias_correction``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.scale_by_rms(decay=0.75, eps=0.0)
+        >>> u, s = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+        >>> print(u)   # 2 / sqrt(0.25 * 4)
+        [2.]
+    """
+    owner = "optim.scale_by_rms"
+    check_hyper(owner, "decay", decay, low=0.0, high=1.0)
+    check_hyper(owner, "eps", eps, low=0.0)
+    check_hyper(owner, "initial_scale", initial_scale, low=0.0)
+
+    def init_fn(params):
+        check_params_floating(owner, params)
+        nu = _full_acc(params, initial_scale)
+        if bias_correction:
+            return ScaleByRmsWithCountState(count=zeros_count(), nu=nu)
+        return ScaleByRmsState(nu=nu)
+
+    def update_fn(updates, state, params=None):
+        del params
+        count = safe_increment(state.count) if bias_correction else None
+        factor = one_minus_pow(decay, count) if bias_correction else None
+
+        def leaf(g, v):
+            dt = _compute_dtype(g, v)
+            g_ = g.astype(dt)
+            v_new = cast(1 - decay, dt) * jnp.square(g_) + cast(decay, dt) * v.astype(dt)
+            v_hat = _debias(v_new, factor) if bias_correction else v_new
+            u = _rms_scaling(v_hat, eps, eps_in_sqrt) * g_
+            return u.astype(g.dtype), v_new.astype(v.dtype)
+
+        updates, nu = _map_split(leaf, updates, state.nu)
+        if bias_correction:
+            return updates, ScaleByRmsWithCountState(count=count, nu=nu)
+        return updates, ScaleByRmsState(nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByStddevState(NamedTuple):
+    """State of :func:`scale_by_stddev` without bias correction.
+
+    Attributes:
+        mu: :math:`m`, the moving average of gradients; zeros at init.
+        nu: :math:`v`, the moving average of squared gradients; filled with
+            ``initial_scale`` at init.
+
+    Both are trees shaped like the params; each leaf has the param's shape,
+    float32 for float16/bfloat16 params and the param's own dtype otherwise.
+    """
+
+    mu: Any
+    nu: Any
+
+
+class ScaleByStddevWithCountState(NamedTuple):
+    """State of :func:`scale_by_stddev` with ``bias_correction=True``.
+
+    Attributes:
+        count: int32 scalar, shape ``()``: updates done so far.
+        mu: as in :class:`ScaleByStddevState`.
+        nu: as in :class:`ScaleByStddevState`.
+    """
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+def scale_by_stddev(
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> optax.GradientTransformation:
+    r"""Centered RMSprop's rescaling by a moving standard deviation (Graves 2013).
+
+    .. math::
+
+        m_t = (1-\rho)\, g_t + \rho\, m_{t-1}, \quad
+        v_t = (1-\rho)\, g_t^2 + \rho\, v_{t-1}, \quad
+        u_t = \frac{g_t}{\sqrt{\hat v_t - \hat m_t^2 + \epsilon}}
+
+    (:math:`\epsilon` outside the root with ``eps_in_sqrt=False``; the hats
+    divide by :math:`1-\rho^t` with ``bias_correction``, else are identities).
+
+    Args:
+        decay: :math:`\rho` in [0, 1].
+        eps: :math:`\epsilon` >= 0.
+        initial_scale: :math:`v_0` >= 0.
+        eps_in_sqrt: put :math:`\epsilon` inside the square root.
+        bias_correction: debias :math:`m_t` and :math:`v_t`.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`ScaleByStddevState`,
+        or :class:`ScaleByStddevWithCountState` when ``bias_correction``.
+
+    References:
+        Graves, "Generating sequences with recurrent neural networks", 2013.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.scale_by_stddev(decay=0.5, eps=0.0)
+        >>> u, s = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+        >>> print(u)   # 2 / sqrt(0.5 * 4 - 1 ** 2)
+        [2.]
+    """
+    owner = "optim.scale_by_stddev"
+    check_hyper(owner, "decay", decay, low=0.0, high=1.0)
+    check_hyper(owner, "eps", eps, low=0.0)
+    check_hyper(owner, "initial_scale", initial_scale, low=0.0)
+
+    def init_fn(params):
+        check_params_floating(owner, params)
+        mu = _zeros_acc(params)
+        nu = _full_acc(params, initial_scale)
+        if bias_correction:
+            return ScaleByStddevWithCountState(count=zeros_count(), mu=mu, nu=nu)
+        return ScaleByStddevState(mu=mu, nu=nu)
+
+    def update_fn(updates, state, params=None):
+        del params
+        count = safe_increment(state.count) if bias_correction else None
+        factor = one_minus_pow(decay, count) if bias_correction else None
+        leaves, treedef = jax.tree.flatten(updates)
+        mus = treedef.flatten_up_to(state.mu)
+        nus = treedef.flatten_up_to(state.nu)
+        outs, new_mu, new_nu = [], [], []
+        for g, m, v in zip(leaves, mus, nus):
+            dt = _compute_dtype(g, m, v)
+            g_ = g.astype(dt)
+            keep, take = cast(decay, dt), cast(1 - decay, dt)
+            m_new = take * g_ + keep * m.astype(dt)
+            v_new = take * jnp.square(g_) + keep * v.astype(dt)
+            if bias_correction:
+                m_hat, v_hat = _debias(m_new, factor), _debias(v_new, factor)
+            else:
+                m_hat, v_hat = m_new, v_new
+            var = v_hat - m_hat * m_hat
+            outs.append((_rms_scaling(var, eps, eps_in_sqrt) * g_).astype(g.dtype))
+            new_mu.append(m_new.astype(m.dtype))
+            new_nu.append(v_new.astype(v.dtype))
+        updates = treedef.unflatten(outs)
+        mu, nu = treedef.unflatten(new_mu), treedef.unflatten(new_nu)
+        if bias_correction:
+            return updates, ScaleByStddevWithCountState(count=count, mu=mu, nu=nu)
+        return updates, ScaleByStddevState(mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# ------------------------------------------------------------------- adam ---
+
+
+class ScaleByAdamState(NamedTuple):
+    """State of :func:`scale_by_adam`.
+
+    Attributes:
+        count: int32 scalar, shape ``()``: updates done so far (:math:`t-1`).
+        mu: :math:`m`, the first moment, a tree shaped like the params; leaves
+            have the param's shape and dtype ``mu_dtype`` when given, else
+            float32 for float16/bfloat16 params and the param's dtype otherwise.
+        nu: :math:`v`, the second moment, shaped like the params; float32 for
+            float16/bfloat16 params, the param's dtype otherwise.
+
+    All are zeros at init.
+    """
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+def scale_by_adam(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    mu_dtype: Optional[Any] = None,
+    *,
+    nesterov: bool = False,
+) -> optax.GradientTransformation:
+    r"""Adam's moment estimates and rescaling (Kingma & Ba 2015).
+
+    .. math::
+
+        m_t &= (1-\beta_1)\, g_t + \beta_1 m_{t-1}, \qquad
+        v_t = (1-\beta_2)\, g_t^2 + \beta_2 v_{t-1}, \\
+        \hat m_t &= \frac{m_t}{1-\beta_1^t}, \qquad
+        \hat v_t = \frac{v_t}{1-\beta_2^t}, \qquad
+        u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}.
+
+    With ``nesterov=True`` (NAdam, Dozat 2016) the first moment is replaced by
+    :math:`\beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1)\, g_t/(1-\beta_1^t)`.
+
+    In float16/bfloat16 the moments live in float32 and the step is computed
+    there, so a zero gradient gives a zero (finite) update instead of 0/0.
+
+    Args:
+        b1: :math:`\beta_1` in [0, 1).
+        b2: :math:`\beta_2` in [0, 1).
+        eps: :math:`\epsilon` >= 0, outside the square root.
+        eps_root: :math:`\epsilon_{root}` >= 0, inside the square root.
+        mu_dtype: optional dtype to store the first moment in.
+        nesterov: use the NAdam first moment.
+
+    Returns:
+        An ``optax.GradientTransformation`` with state :class:`ScaleByAdamState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.scale_by_adam(eps=0.0)
+        >>> u, s = tx.update(jnp.array([-3.0, 0.5]), tx.init(jnp.zeros(2)))
+        >>> print(jnp.round(u, 4))   # the first Adam step is about sign(g)
+        [-1.  1.]
+    """
+    owner = "optim.scale_by_adam"
+    check_hyper(owner, "b1", b1, low=0.0, high=1.0, high_open=True,
+                hint="It is a decay rate; optax's default is 0.9.")
+    check_hyper(owner, "b2", b2, low=0.0, high=1.0, high_open=True,
+                hint="It is a decay rate; optax's default is 0.999.")
+    check_hyper(owner, "eps", eps, low=0.0)
+    check_hyper(owner, "eps_root", eps_root, low=0.0)
+
+    def init_fn(params):
+        check_params_floating(owner, params)
+        return ScaleByAdamState(
+            count=zeros_count(), mu=_zeros_acc(params, mu_dtype), nu=_zeros_acc(params)
+        )
+
+    def update_fn(updates, state, params=None):
+        del params
+        count = safe_increment(state.count)
+        factor1 = one_minus_pow(b1, count)
+        factor2 = one_minus_pow(b2, count)
+        factor1_next = one_minus_pow(b1, safe_increment(count)) if nesterov else None
+        leaves, treedef = jax.tree.flatten(updates)
+        mus = treedef.flatten_up_to(state.mu)
+        nus = treedef.flatten_up_to(state.nu)
+        outs, new_mu, new_nu = [], [], []
+        for g, m, v in zip(leaves, mus, nus):
+            dt = _compute_dtype(g, m, v)
+            g_ = g.astype(dt)
+            m_new = cast(1 - b1, dt) * g_ + cast(b1, dt) * m.astype(dt)
+            v_new = cast(1 - b2, dt) * jnp.square(g_) + cast(b2, dt) * v.astype(dt)
+            if nesterov:
+                m_hat = cast(b1, dt) * _debias(m_new, factor1_next) + cast(
+                    1 - b1, dt
+                ) * _debias(g_, factor1)
+            else:
+                m_hat = _debias(m_new, factor1)
+            v_hat = _debias(v_new, factor2)
+            u = m_hat / (jnp.sqrt(v_hat + cast(eps_root, dt)) + cast(eps, dt))
+            outs.append(u.astype(g.dtype))
+            new_mu.append(m_new.astype(m.dtype))
+            new_nu.append(v_new.astype(v.dtype))
+        return treedef.unflatten(outs), ScaleByAdamState(
+            count=count, mu=treedef.unflatten(new_mu), nu=treedef.unflatten(new_nu)
+        )
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------- weight decay ---
+
+
+class AddDecayedWeightsState(NamedTuple):
+    """State of :func:`add_decayed_weights` when the decay is a schedule.
+
+    Attributes:
+        count: int32 scalar, shape ``()``: updates done so far; the schedule is
+            evaluated at this value.
+    """
+
+    count: jax.Array
+
+
+def _resolve_mask(mask: Any, params: Any) -> Any:
+    return mask(params) if callable(mask) else mask
+
+
+def add_decayed_weights(
+    weight_decay: Any = 0.0,
+    mask: Optional[Union[Any, Callable[[Any], Any]]] = None,
+) -> optax.GradientTransformation:
+    r"""Adds decoupled weight decay: :math:`u = g + \lambda\, w`.
+
+    Placed *after* an adaptive rescaling and before
+    :func:`scale_by_learning_rate`, this is AdamW's decoupled decay
+    (Loshchilov & Hutter 2019): the parameters shrink by :math:`\eta\lambda w`
+    each step, independently of the gradient statistics.
+
+    Args:
+        weight_decay: :math:`\lambda` >= 0, a float, a scalar array or a
+            schedule of the step count.
+        mask: optional tree of Python bools with the params' structure (or a
+            prefix of it), or a callable ``params -> such a tree``; ``False``
+            leaves are left undecayed (e.g. biases and norm scales).
+
+    Returns:
+        An ``optax.GradientTransformation``; its state is ``EmptyState()``, or
+        :class:`AddDecayedWeightsState` when ``weight_decay`` is a schedule.
+        ``update`` requires ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.add_decayed_weights(0.1)
+        >>> w = jnp.array([2.0])
+        >>> u, _ = tx.update(jnp.array([1.0]), tx.init(w), w)
+        >>> print(u)
+        [1.2]
+    """
+    owner = "optim.add_decayed_weights"
+    check_rate(owner, "weight_decay", weight_decay)
+
+    def init_fn(params):
+        del params
+        if callable(weight_decay):
+            return AddDecayedWeightsState(count=zeros_count())
+        return EmptyState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                f"{owner}: update needs the current params to decay them, got "
+                "params=None. Call update(grads, state, params)."
+            )
+        if callable(weight_decay):
+            lam = weight_decay(state.count)
+            new_state = AddDecayedWeightsState(count=safe_increment(state.count))
+        else:
+            lam = weight_decay
+            new_state = state
+        if is_number(lam) and lam == 0:
+            return updates, new_state
+
+        def decay(g, p):
+            return g + cast(lam, p.dtype) * p
+
+        if mask is None:
+            return jax.tree.map(decay, updates, params), new_state
+
+        def masked(m, u, p):
+            if isinstance(m, (bool, np.bool_)):
+                return jax.tree.map(decay, u, p) if m else u
+            return jax.tree.map(lambda a, b: jnp.where(m, decay(a, b), a), u, p)
+
+        tree_mask = _resolve_mask(mask, params)
+        return jax.tree.map(masked, tree_mask, updates, params), new_state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+# --------------------------------------------------------------- clipping ---
+
+
+def clip(max_delta: Any) -> optax.GradientTransformation:
+    r"""Clips every coordinate into :math:`[-\delta, \delta]`: :math:`u = \min(\max(g, -\delta), \delta)`.
+
+    Args:
+        max_delta: :math:`\delta` >= 0.
+
+    Returns:
+        A stateless ``optax.GradientTransformation`` (state ``EmptyState()``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.clip(1.0)
+        >>> u, _ = tx.update(jnp.array([-3.0, 0.5, 2.0]), tx.init(None))
+        >>> print(u)
+        [-1.   0.5  1. ]
+    """
+    check_hyper("optim.clip", "max_delta", max_delta, low=0.0)
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+
+        def leaf(g):
+            d = cast(max_delta, g.dtype)
+            return jnp.clip(g, -d, d)
+
+        return jax.tree.map(leaf, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    r"""The Euclidean norm of all leaves together, :math:`\sqrt{\sum_i \|x_i\|^2}`.
+
+    Computed in at least float32 (the widest leaf dtype otherwise), summing the
+    leaves' squared norms in tree order. An empty tree has norm 0.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    dt = widest(*(x.dtype for x in leaves))
+    total = None
+    for x in leaves:
+        sq = jnp.sum(jnp.square(x.astype(acc_dtype(x.dtype)))).astype(dt)
+        total = sq if total is None else total + sq
+    return jnp.sqrt(total)
+
+
+def clip_by_global_norm(max_norm: Any) -> optax.GradientTransformation:
+    r"""Rescales all updates together when their global norm exceeds a bound.
+
+    .. math::
+
+        u = \begin{cases} g & \|g\| < c \\ g\, c / \|g\| & \text{otherwise}
+            \end{cases}
+
+    where :math:`\|g\|` is the Euclidean norm over every leaf
+    (:func:`global_norm`). Direction is kept, only the length is capped
+    (Pascanu, Mikolov & Bengio 2013).
+
+    Args:
+        max_norm: :math:`c` > 0.
+
+    Returns:
+        A stateless ``optax.GradientTransformation`` (state ``EmptyState()``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> tx = optim.clip_by_global_norm(1.0)
+        >>> u, _ = tx.update({"a": jnp.array([3.0]), "b": jnp.array([4.0])}, tx.init(None))
+        >>> print(u["a"], u["b"])
+        [0.6] [0.8]
+    """
+    check_hyper("optim.clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        norm = global_norm(updates)
+        keep = norm < cast(max_norm, norm.dtype)
+
+        def leaf(g):
+            dt = acc_dtype(g.dtype)
+            g_ = g.astype(dt)
+            scaled = (g_ / norm.astype(dt)) * cast(max_norm, dt)
+            return jnp.where(keep, g_, scaled).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
