@@ -32,16 +32,37 @@ def info() -> str:
     return "\n".join(lines)
 
 
-def _not_yet(what: str) -> int:
-    print(f"jaxdl {what}: not available yet in jaxdl {_pkg_version()}; it arrives with the "
-          f"performance work. `jaxdl info` and `jaxdl demo` work today.", file=sys.stderr)
-    return 2
+# The allocator setting `jaxdl bench` applies to every framework alike: glibc's malloc
+# otherwise returns large buffers to the OS after each step and maps them again.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
 
 
-def _pkg_version() -> str:
-    import jaxdl
-    return jaxdl.__version__
+def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool = True) -> int:
+    """Run benchmarks/bench_{kernels,train,compile}.py and collect their tables in ``out``."""
+    import os
+    import pathlib
+    import subprocess
 
+    root = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (root / "bench_train.py").exists():
+        print(f"jaxdl bench: the benchmark scripts are not next to this installation "
+              f"({root} is missing). Run it from a source checkout installed with "
+              f"`pip install -e .`.", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    if tuned_malloc:
+        env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+    out = os.path.abspath(out)
+    with open(out, "w") as f:
+        f.write(f"# jaxdl benchmark report\n\n{info()}\n\nGLIBC_TUNABLES="
+                f"{env.get('GLIBC_TUNABLES', '(unset)')}\n")
+    status = 0
+    for script in ("bench_kernels.py", "bench_train.py", "bench_compile.py"):
+        cmd = [sys.executable, str(root / script), "--out", out] + (["--quick"] if quick else [])
+        print(f"$ {' '.join(cmd)}", flush=True)
+        status |= subprocess.call(cmd, env=env)
+    print(f"\nreport written to {out}")
+    return status
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``jaxdl`` console script; returns the exit status."""
@@ -53,7 +74,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
-    sub.add_parser("bench", help="run the benchmark suite (not available yet)")
+    bench = sub.add_parser("bench", help="run the benchmark suite (kernels, training steps, "
+                           "compile times) and write a markdown report")
+    bench.add_argument("--quick", action="store_true", help="smoke run (about 3 minutes)")
+    bench.add_argument("--out", default="jaxdl-bench.md", help="report file (default "
+                       "jaxdl-bench.md)")
+    bench.add_argument("--no-tuned-malloc", action="store_true",
+                       help="leave glibc's malloc untuned (default: tune it for every framework)")
     args = parser.parse_args(argv)
     if args.command == "info":
         print(info())
@@ -62,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from jaxdl import demo as _demo
         return _demo.main(epochs=args.epochs, seed=args.seed, out=args.out)
     if args.command == "bench":
-        return _not_yet(args.command)
+        return bench(quick=args.quick, out=args.out, tuned_malloc=not args.no_tuned_malloc)
     parser.print_help()
     return 1
 
