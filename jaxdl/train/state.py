@@ -269,7 +269,8 @@ def _fused_functions(model, loss, optimizer, metrics, regularizer):
     ``train_chunk(state, X, Y, idx)`` runs ``idx.shape[0]`` steps in one
     ``lax.scan``, step ``i`` on rows ``idx[i]`` of ``X``/``Y``, and returns the new
     state and the sums of ``batch_size * metric`` (so epoch means weight every
-    example equally). ``eval_all(state, X, Y, idx, w)`` does the same for
+    example equally). ``train_one(state, sums, X, Y, ids)`` is one such step
+    without a loop, for models that run slower inside one. ``eval_all(state, X, Y, idx, w)`` does the same for
     evaluation with per-row weights (0 for padding). ``predict_all`` returns
     the stacked predictions.
     """
@@ -290,25 +291,49 @@ def _fused_functions(model, loss, optimizer, metrics, regularizer):
         (state, sums), _ = jax.lax.scan(body, (state, zeros), idx)
         return state, sums
 
+    def train_one(state, sums, X, Y, ids):
+        """One step on rows ``ids``, adding ``len(ids) * metric`` into ``sums`` (no loop)."""
+        state, logs = step(state, (_take(X, ids), _take(Y, ids)))
+        n = jnp.float32(ids.shape[0])
+        return state, {k: sums[k] + logs[k] * n for k in sums}
+
+    def eval_one(state, sums, X, Y, ids, w):
+        """Weighted evaluation sums of rows ``ids`` (weight 0 masks padding) added to ``sums``."""
+        logs = eval_step(state, (_take(X, ids), _take(Y, ids), w))
+        n = jnp.sum(w)
+        return {k: sums[k] + logs[k] * n for k in sums}
+
     def eval_all(state, X, Y, idx, w):
+        names = jax.eval_shape(lambda: eval_step(state, (_take(X, idx[0]), _take(Y, idx[0]),
+                                                         w[0])))
+        zeros = {k: jnp.zeros((), jnp.float32) for k in names}
+
         def body(sums, args):
             ids, wb = args
-            logs = eval_step(state, (_take(X, ids), _take(Y, ids), wb))
-            n = jnp.sum(wb)
-            return {k: sums[k] + v * n for k, v in logs.items()}, None
+            return eval_one(state, sums, X, Y, ids, wb), None
 
-        zeros = {k: jnp.zeros((), jnp.float32)
-                 for k in jax.eval_shape(lambda: eval_step(state, (_take(X, idx[0]),
-                                                                   _take(Y, idx[0]), w[0])))}
         sums, _ = jax.lax.scan(body, zeros, (idx, w))
         return sums
 
+    def predict_one(state, X, ids):
+        return model.apply(state.params, state.model_state, _take(X, ids), training=False)[0]
+
     def predict_all(state, X, idx):
-        def body(_, ids):
-            y, _ = model.apply(state.params, state.model_state, _take(X, ids), training=False)
-            return None, y
-        _, ys = jax.lax.scan(body, None, idx)
+        _, ys = jax.lax.scan(lambda c, ids: (c, predict_one(state, X, ids)), None, idx)
         return ys
 
-    return (jax.jit(train_chunk, donate_argnums=(0,)), jax.jit(eval_all),
-            jax.jit(predict_all))
+    return _Executors(train_chunk=jax.jit(train_chunk, donate_argnums=(0,)),
+                      train_one=jax.jit(train_one, donate_argnums=(0, 1)),
+                      eval_all=jax.jit(eval_all), eval_one=jax.jit(eval_one),
+                      predict_all=jax.jit(predict_all), predict_one=jax.jit(predict_one))
+
+
+class _Executors(NamedTuple):
+    """The compiled functions ``Trainer`` drives: fused (``lax.scan``) and per-batch forms."""
+
+    train_chunk: Callable
+    train_one: Callable
+    eval_all: Callable
+    eval_one: Callable
+    predict_all: Callable
+    predict_one: Callable
