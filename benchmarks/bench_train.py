@@ -3,6 +3,8 @@
 Workloads (synthetic data, float32, Adam with lr 1e-3):
 
 * **MLP** 784-512-512-10 (ReLU) at batch 32, 128 and 1024;
+* **tiny MLP** 64-64-10 at batch 32, where Python dispatch, not arithmetic,
+  bounds the step rate;
 * **CNN** conv3×3×32 - maxpool 2 - conv3×3×64 - maxpool 2 - dense 128 - dense 10
   on 28×28×1 images at batch 128 (valid convolutions, as in Keras's MNIST convnet).
 
@@ -58,6 +60,9 @@ MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_thres
 
 # --------------------------------------------------------------------------- workloads
 
+MLP_SIZES = {"mlp": (784, 512, 512, 10), "tiny": (64, 64, 10)}
+
+
 def mlp_flops_per_example(sizes=(784, 512, 512, 10)) -> float:
     """Forward + weight gradients of every layer + input gradients of all but the first."""
     macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
@@ -76,16 +81,20 @@ def cnn_flops_per_example(h=28, w=28) -> float:
 
 def _data(kind: str, batch: int, n_batches: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    shape = (784,) if kind == "mlp" else (28, 28, 1)
+    shape = (MLP_SIZES[kind][0],) if kind in MLP_SIZES else (28, 28, 1)
     x = rng.random((n_batches * batch,) + shape, dtype=np.float32)
     y = rng.integers(0, 10, n_batches * batch).astype(np.int32)
     return x, y
 
 
+def _in_shape(kind):
+    return (MLP_SIZES[kind][0],) if kind in MLP_SIZES else (28, 28, 1)
+
+
 def jaxdl_model(kind: str) -> nn.Sequential:
-    if kind == "mlp":
-        return nn.Sequential([nn.Dense(512, activation="relu"), nn.Dense(512, activation="relu"),
-                              nn.Dense(10)])
+    if kind in MLP_SIZES:
+        *hidden, out = MLP_SIZES[kind][1:]
+        return nn.Sequential([nn.Dense(h, activation="relu") for h in hidden] + [nn.Dense(out)])
     return nn.Sequential([
         nn.Conv2D(32, 3, activation="relu"), nn.MaxPool2D(2),
         nn.Conv2D(64, 3, activation="relu"), nn.MaxPool2D(2),
@@ -99,7 +108,7 @@ def jaxdl_model(kind: str) -> nn.Sequential:
 def c_jaxdl_step(kind, batch):
     model = jaxdl_model(kind)
     opt = optim.adam(1e-3)
-    in_shape = (784,) if kind == "mlp" else (28, 28, 1)
+    in_shape = _in_shape(kind)
     state = [train.TrainState.create(model, opt, in_shape, jax.random.key(0))]
     step = train.make_train_step(model, losses.sparse_categorical_crossentropy, opt)
     x, y = _data(kind, batch, 4)
@@ -125,7 +134,7 @@ def c_jaxdl_fit(kind, batch, steps_per_epoch=None):
         if steps not in cache:
             cache[steps] = _data(kind, batch, steps, seed=1)
         x, y = cache[steps]
-        trainer.fit(x, y, epochs=1, batch_size=batch, verbose=0, steps_per_execution="epoch")
+        trainer.fit(x, y, epochs=1, batch_size=batch, verbose=0)  # default execution plan
         jax.block_until_ready(trainer.state.params)
     return run
 
@@ -138,17 +147,20 @@ def _raw_init(kind, key):
         return {"w": jax.random.normal(k, (3, 3, i, o)) * np.sqrt(2.0 / (9 * i)),
                 "b": jnp.zeros(o)}
     k = jax.random.split(key, 4)
-    if kind == "mlp":
-        return {"l1": dense(k[0], 784, 512), "l2": dense(k[1], 512, 512), "l3": dense(k[2], 512, 10)}
+    if kind in MLP_SIZES:
+        sizes = MLP_SIZES[kind]
+        return {f"l{i}": dense(k[i], a, b) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
     return {"c1": conv(k[0], 1, 32), "c2": conv(k[1], 32, 64), "d1": dense(k[2], 1600, 128),
             "d2": dense(k[3], 128, 10)}
 
 
 def _raw_apply(kind, p, x):
-    if kind == "mlp":
-        h = jax.nn.relu(x @ p["l1"]["w"] + p["l1"]["b"])
-        h = jax.nn.relu(h @ p["l2"]["w"] + p["l2"]["b"])
-        return h @ p["l3"]["w"] + p["l3"]["b"]
+    if kind in MLP_SIZES:
+        n = len(MLP_SIZES[kind]) - 1
+        for i in range(n):
+            x = x @ p[f"l{i}"]["w"] + p[f"l{i}"]["b"]
+            x = jax.nn.relu(x) if i < n - 1 else x
+        return x
 
     def conv(h, q):
         y = jax.lax.conv_general_dilated(h, q["w"], (1, 1), "VALID",
@@ -198,11 +210,17 @@ def c_flax_nnx(kind, batch):
 
     class MLP(nnx.Module):
         def __init__(self, rngs):
-            self.l1, self.l2 = nnx.Linear(784, 512, rngs=rngs), nnx.Linear(512, 512, rngs=rngs)
-            self.l3 = nnx.Linear(512, 10, rngs=rngs)
+            sizes = MLP_SIZES[kind]
+            self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs)
+                                    for a, b in zip(sizes[:-1], sizes[1:])]) \
+                if hasattr(nnx, "List") else [nnx.Linear(a, b, rngs=rngs)
+                                              for a, b in zip(sizes[:-1], sizes[1:])]
 
         def __call__(self, x):
-            return self.l3(jax.nn.relu(self.l2(jax.nn.relu(self.l1(x)))))
+            for i, layer in enumerate(self.layers):
+                x = layer(x)
+                x = jax.nn.relu(x) if i < len(self.layers) - 1 else x
+            return x
 
     class CNN(nnx.Module):
         def __init__(self, rngs):
@@ -215,7 +233,7 @@ def c_flax_nnx(kind, batch):
             x = nnx.max_pool(jax.nn.relu(self.c2(x)), (2, 2), (2, 2))
             return self.d2(jax.nn.relu(self.d1(x.reshape(x.shape[0], -1))))
 
-    model = (MLP if kind == "mlp" else CNN)(nnx.Rngs(0))
+    model = (MLP if kind in MLP_SIZES else CNN)(nnx.Rngs(0))
     try:
         optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
     except TypeError:  # older flax
@@ -249,8 +267,10 @@ def c_equinox(kind, batch):
     except ImportError:
         return None
     keys = jax.random.split(jax.random.key(0), 4)
-    if kind == "mlp":
-        model = eqx.nn.MLP(784, 10, 512, 2, activation=jax.nn.relu, key=keys[0])
+    if kind in MLP_SIZES:
+        sizes = MLP_SIZES[kind]
+        model = eqx.nn.MLP(sizes[0], sizes[-1], sizes[1], len(sizes) - 2, activation=jax.nn.relu,
+                           key=keys[0])
         apply = jax.vmap(model.__class__.__call__, in_axes=(None, 0))
     else:
         class CNN(eqx.Module):
@@ -304,9 +324,12 @@ def c_pytorch(kind, batch):
         return None
     torch.manual_seed(0)
     tnn = torch.nn
-    if kind == "mlp":
-        model = tnn.Sequential(tnn.Linear(784, 512), tnn.ReLU(), tnn.Linear(512, 512), tnn.ReLU(),
-                               tnn.Linear(512, 10))
+    if kind in MLP_SIZES:
+        sizes = MLP_SIZES[kind]
+        mods = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            mods += [tnn.Linear(a, b)] + ([tnn.ReLU()] if i < len(sizes) - 2 else [])
+        model = tnn.Sequential(*mods)
     else:
         model = tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
                                tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
@@ -329,7 +352,7 @@ def c_pytorch(kind, batch):
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
-        float(loss)
+        float(loss.detach())
     return run
 
 
@@ -360,16 +383,25 @@ def measure(kind, batch, names, rounds, target_seconds):
         r = CONTESTANTS[name](kind, batch)
         if r is not None:
             runners[name] = r
-    # Warm up (compile) and size each contestant's round to ~target_seconds.
+    # Warm up (compile) and size each contestant's round to ~target_seconds: grow the step
+    # count until one call takes a tenth of the target, then scale (per-call costs such as
+    # fit's setup stay included, but cannot dominate a short call).
     steps = {}
     for name, run in runners.items():
         run(2)
-        t = time.perf_counter()
-        run(5)
-        per = (time.perf_counter() - t) / 5
+        n, per = 2, 0.0
+        while True:
+            run(n)  # the first call of a new length may compile (fit's scan length)
+            t = time.perf_counter()
+            run(n)
+            elapsed = time.perf_counter() - t
+            if elapsed >= target_seconds / 10 or n >= 20000:
+                per = elapsed / n
+                break
+            n *= 4
         steps[name] = int(min(max(target_seconds / max(per, 1e-7), 5), 20000))
         if name == "jaxdl fit":  # its epoch's data must fit in memory: at most ~128 MB
-            per_example = 784 * 4
+            per_example = 4 * int(np.prod(_in_shape(kind)))
             steps[name] = max(5, min(steps[name], (128 << 20) // (batch * per_example)))
         run(steps[name])  # warm the exact shape (fit compiles per epoch length)
     samples = {name: [] for name in runners}
@@ -385,7 +417,8 @@ def table(results, peak):
     lines = ["| workload | contestant | steps/s | × raw JAX | × PyTorch | GFLOP/s | % of matmul peak |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for (kind, batch), res in results.items():
-        flops = (mlp_flops_per_example() if kind == "mlp" else cnn_flops_per_example()) * batch
+        flops = (mlp_flops_per_example(MLP_SIZES[kind]) if kind in MLP_SIZES
+                 else cnn_flops_per_example()) * batch
         raw, pt = res.get("raw JAX"), res.get("PyTorch")
         for name, sps in res.items():
             gf = sps * flops / 1e9
@@ -434,7 +467,7 @@ def main(argv=None) -> int:
         args = [x for x in (argv if argv is not None else sys.argv[1:]) if x != "--tuned-malloc"]
         return subprocess.call([sys.executable, os.path.abspath(__file__), *args], env=env)
 
-    workloads = [("mlp", 32), ("mlp", 128), ("mlp", 1024), ("cnn", 128)]
+    workloads = [("tiny", 32), ("mlp", 32), ("mlp", 128), ("mlp", 1024), ("cnn", 128)]
     if a.only:
         wanted = set(a.only.split(","))
         workloads = [w for w in workloads if f"{w[0]}{w[1]}" in wanted]
@@ -442,7 +475,7 @@ def main(argv=None) -> int:
     rounds = a.rounds or (2 if a.quick else 7)
     seconds = a.seconds or (0.15 if a.quick else 1.0)
     if a.quick:
-        workloads = [w for w in workloads if w in (("mlp", 32), ("cnn", 128))]
+        workloads = [w for w in workloads if w in (("tiny", 32), ("mlp", 32), ("cnn", 128))]
 
     print(environment())
     peak = matmul_peak(1024 if a.quick else 2048)

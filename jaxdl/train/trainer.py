@@ -153,7 +153,8 @@ class Trainer:
         model: a layer, e.g. ``nn.Sequential``.
         loss: a per-example loss function (``losses.sparse_categorical_crossentropy``)
             or its name.
-        optimizer: any optax-compatible transformation (``optim.adam(1e-3)``).
+        optimizer: any optax-compatible transformation; ``None`` means
+            ``optim.adam(1e-3)``.
         metrics: names (``"accuracy"``, ``"top5"``, ``"mse"``, ``"mae"``) or
             functions ``(predictions, targets) -> per-example values``.
         regularizer: ``penalty(params) -> scalar`` added to the loss, e.g.
@@ -172,7 +173,8 @@ class Trainer:
                  optimizer: Optional[optax.GradientTransformation] = None,
                  metrics: Sequence[Any] = ("accuracy",), regularizer: Optional[Callable] = None):
         if optimizer is None:
-            raise ValueError("Trainer: an optimizer is required, e.g. optimizer=optim.adam(1e-3).")
+            from jaxdl import optim
+            optimizer = optim.adam(1e-3)
         if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
             raise TypeError(f"Trainer: optimizer must be an optax GradientTransformation "
                             f"(jaxdl.optim or optax), got {optimizer!r}.")
