@@ -274,3 +274,30 @@ def test_model_checkpoint_best_only_and_max_to_keep(tmp_path):
     m = checkpoint.CheckpointManager(tmp_path / "best")
     assert m.all_steps() == [4]  # epoch index 3 (0.3) was the last improvement
     assert m.metadata()["metrics"]["score"] == 0.3
+
+
+def test_resume_carries_callback_state(tmp_path):
+    """Patience counted before the interruption still counts after it."""
+    (x, y), _ = data.load_digits()
+    x, y = x[:64], y[:64]
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # never improves after epoch 0
+
+    def fake():
+        return train.LambdaCallback(on_epoch_end=lambda e, logs: logs.update(fake=values[e]))
+
+    whole = _trainer()
+    stop = train.EarlyStopping(monitor="fake", patience=3)
+    whole.fit(x, y, epochs=6, batch_size=32, verbose=0, callbacks=[fake(), stop])
+    assert stop.stopped_epoch == 3
+
+    first = _trainer()
+    first.fit(x, y, epochs=2, batch_size=32, verbose=0,
+              callbacks=[fake(), train.EarlyStopping(monitor="fake", patience=3),
+                         train.ModelCheckpoint(tmp_path / "ck", monitor="loss")])
+    resumed = _trainer()
+    meta = resumed.restore(tmp_path / "ck")
+    assert meta["callbacks"]["EarlyStopping_0"]["wait"] == 1
+    stop2 = train.EarlyStopping(monitor="fake", patience=3)
+    resumed.fit(x, y, epochs=6, initial_epoch=2, batch_size=32, verbose=0,
+                callbacks=[fake(), stop2])
+    assert stop2.stopped_epoch == 3  # not 5: the wait of the first run carried over

@@ -403,3 +403,24 @@ def test_fused_and_unfused_fit_equal_a_plain_step_loop(spe):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
                                                          rtol=2e-5, atol=2e-6),
                  t.state.params, state.params)
+
+
+def test_live_bar_on_a_terminal_shows_the_keras_line():
+    import io
+
+    from jaxdl.train.progress import EpochProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    bar = EpochProgress(2, 10, 54, verbose=1, stream=term)
+    assert bar.bar is not None  # a live tqdm bar, not the one-line fallback
+    bar.update(27, {"loss": 0.5})
+    bar.close({"loss": 0.2103, "accuracy": 0.9412, "val_loss": 0.25, "val_accuracy": 0.93})
+    shown = term.getvalue().replace("\r", "\n")
+    assert "Epoch 3/10" in shown
+    assert "27/54 [" in shown
+    assert re.search(r"54/54 \[=+\] \d+m?s \d+(us|ms|s)/step - loss: 0\.2103 - accuracy: "
+                     r"0\.9412 - val_loss: 0\.2500 - val_accuracy: 0\.9300", shown), shown

@@ -48,6 +48,19 @@ class Callback:
     def on_batch_end(self, step: int, logs: Optional[dict] = None) -> None:
         """After each executed chunk of steps, with the running epoch means."""
 
+    def state_dict(self) -> dict:
+        """The callback's progress as a JSON-serializable dict, saved in checkpoints.
+
+        ``ModelCheckpoint`` and ``Trainer.save`` store it; after
+        ``Trainer.restore``, ``fit(..., initial_epoch=k)`` hands it back through
+        :meth:`load_state_dict` once ``on_train_begin`` has run, so a resumed
+        run counts patience and tracks the best value as the uninterrupted one.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
 
 def _resolve_mode(owner: str, monitor: str, mode: str) -> str:
     if mode not in ("auto", "min", "max"):
@@ -134,6 +147,14 @@ class EarlyStopping(Callback):
         self.best_epoch = None
         self.best_weights = None
 
+    def state_dict(self) -> dict:
+        # The best weights themselves are not carried across a resume, only the counters.
+        return {"best": self._monitor.best, "wait": self.wait, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._monitor.best = float(state["best"])
+        self.wait, self.best_epoch = int(state["wait"]), state["best_epoch"]
+
     def on_epoch_end(self, epoch, logs=None):
         if epoch < self.start_from_epoch:
             return
@@ -190,6 +211,14 @@ class ReduceLROnPlateau(Callback):
         self._monitor.reset()
         self.wait = 0
         self.cooldown_left = 0
+
+    def state_dict(self) -> dict:
+        return {"best": self._monitor.best, "wait": self.wait,
+                "cooldown_left": self.cooldown_left}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._monitor.best = float(state["best"])
+        self.wait, self.cooldown_left = int(state["wait"]), int(state["cooldown_left"])
 
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored("ReduceLROnPlateau", self.monitor, logs)
@@ -307,7 +336,8 @@ class ModelCheckpoint(Callback):
     completed epochs, so ``Trainer.restore(directory)`` followed by
     ``fit(..., initial_epoch=trainer.epoch)`` resumes where the run stopped). A
     checkpoint holds params, model state, optimizer state, PRNG key and step,
-    plus the epoch and this callback's best value, not only the weights.
+    plus the epoch and every callback's :meth:`~Callback.state_dict` (best
+    values, patience counters), not only the weights.
 
     Args:
         directory: the checkpoint directory (created if needed).
@@ -337,10 +367,12 @@ class ModelCheckpoint(Callback):
         self.manager = CheckpointManager(self.directory, max_to_keep=self.max_to_keep,
                                          best_metric=self.monitor, best_mode=self._monitor.mode)
         self._monitor.reset()
-        if self.manager.latest_step() is not None:  # resuming: carry the best value on
-            best = self.manager.metadata().get("checkpoint_best")
-            if isinstance(best, (int, float)):
-                self._monitor.best = float(best)
+
+    def state_dict(self) -> dict:
+        return {"best": self._monitor.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._monitor.best = float(state["best"])
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -353,8 +385,7 @@ class ModelCheckpoint(Callback):
             self._monitor.best = value
         elif self.monitor in logs and self._monitor.improved(float(logs[self.monitor])):
             self._monitor.best = float(logs[self.monitor])
-        meta = self.trainer._checkpoint_metadata({"epoch": epoch + 1,
-                                                  "checkpoint_best": self._monitor.best})
+        meta = self.trainer._checkpoint_metadata({"epoch": epoch + 1})
         metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
         path = self.manager.save(epoch + 1, {"train_state": self.trainer.state},
                                  metrics=metrics, metadata=meta)

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def format_logs(logs: dict) -> str:
@@ -43,6 +43,18 @@ def _per_step(seconds: float, steps: int) -> str:
     return f"{t * 1e6:.0f}us/step"
 
 
+class _KerasBar(tqdm):
+    """A tqdm bar whose format has a ``{keras}`` field: the Keras-style tail of the line."""
+
+    keras_tail = ""
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        d["keras"] = self.keras_tail
+        return d
+
+
 class EpochProgress:
     """Progress of one epoch: ``update(steps_done, logs)`` then ``close(logs)``."""
 
@@ -59,9 +71,8 @@ class EpochProgress:
         if verbose:
             print(f"Epoch {epoch + 1}/{epochs}", file=self.stream, flush=True)
         if live:
-            self.bar = tqdm(total=steps, file=self.stream, ascii=".=", ncols=120, leave=True,
-                            bar_format="{n_fmt}/{total_fmt} [{bar:30}] {postfix}",
-                            dynamic_ncols=False)
+            self.bar = _KerasBar(total=steps, file=self.stream, ascii=".=", leave=True,
+                                 bar_format="{n_fmt}/{total_fmt} [{bar:30}] {keras}")
 
     def _line_tail(self, done: int, logs: dict) -> str:
         elapsed = time.perf_counter() - self.start
@@ -71,14 +82,14 @@ class EpochProgress:
         """Show ``done`` of ``steps`` steps with the running ``logs``."""
         if self.bar is not None:
             self.bar.n = done
-            self.bar.set_postfix_str(self._line_tail(done, logs), refresh=False)
+            self.bar.keras_tail = self._line_tail(done, logs)
             self.bar.refresh()
 
     def close(self, logs: dict) -> None:
         """End the epoch with its final logs (validation included)."""
         if self.bar is not None:
             self.bar.n = self.steps
-            self.bar.set_postfix_str(self._line_tail(self.steps, logs), refresh=False)
+            self.bar.keras_tail = self._line_tail(self.steps, logs)
             self.bar.close()
         elif self.verbose:
             bar = "=" * self.BAR_WIDTH

@@ -15,7 +15,6 @@ import numpy as np
 import optax
 
 from jaxdl import data as _data
-from jaxdl.train import callbacks as _callbacks
 from jaxdl.train.progress import EpochProgress
 from jaxdl.train.state import (LRMultiplierState, TrainState, _fused_functions, lr_multiplier,
                                resolve_loss)
@@ -113,6 +112,17 @@ def _tuple_shape(shape):
     return tuple(_tuple_shape(s) if isinstance(s, list) else s for s in shape)
 
 
+def _callback_keys(callbacks) -> dict:
+    """``{"EarlyStopping_0": cb, ...}``: a stable name per callback (class and per-class rank)."""
+    counts: dict[str, int] = {}
+    keys = {}
+    for cb in callbacks:
+        name = type(cb).__name__
+        keys[f"{name}_{counts.get(name, 0)}"] = cb
+        counts[name] = counts.get(name, 0) + 1
+    return keys
+
+
 def _has_convolution(layer) -> bool:
     """Whether ``layer`` or any layer inside it is a convolution."""
     from jaxdl.nn.conv import Conv1D, Conv2D, Conv2DTranspose
@@ -191,6 +201,8 @@ class Trainer:
         self._tx = optax.chain(optimizer, lr_multiplier())
         self._run = _fused_functions(model, self.loss, self._tx, self.metrics, regularizer)
         self.state: Optional[TrainState] = None
+        self._callbacks: list = []
+        self._resumed_callbacks: dict = {}  # callback states read by restore, for the next fit
         self.input_shape = None
         self.stop_training = False
         self.verbose = 0
@@ -327,11 +339,16 @@ class Trainer:
         self.history = history
         self.stop_training = False
         self.verbose = verbose
-        callbacks = list(callbacks)
+        callbacks = self._callbacks = list(callbacks)
         for cb in callbacks:
             cb.set_trainer(self)
         for cb in callbacks:
             cb.on_train_begin({})
+        if initial_epoch > 0 and self._resumed_callbacks:  # resuming after restore()
+            for key, cb in _callback_keys(callbacks).items():
+                if key in self._resumed_callbacks:
+                    cb.load_state_dict(self._resumed_callbacks[key])
+        self._resumed_callbacks = {}
 
         epoch = initial_epoch
         for epoch in range(initial_epoch, epochs):
@@ -489,7 +506,10 @@ class Trainer:
 
     def _checkpoint_metadata(self, extra: Optional[dict] = None) -> dict:
         meta = {"kind": "jaxdl.train.Trainer", "epoch": int(self.epoch),
-                "input_shape": _json_shape(self.input_shape), "model": type(self.model).__name__}
+                "input_shape": _json_shape(self.input_shape), "model": type(self.model).__name__,
+                "callbacks": {key: cb.state_dict()
+                              for key, cb in _callback_keys(self._callbacks).items()
+                              if cb.state_dict()}}
         meta.update(extra or {})
         return meta
 
@@ -526,6 +546,7 @@ class Trainer:
         self.state = tree["train_state"]
         self.input_shape = input_shape
         self.epoch = int(meta["epoch"])
+        self._resumed_callbacks = meta.get("callbacks", {})
         return meta
 
     def _require_state(self, owner: str) -> None:
