@@ -8,6 +8,10 @@ pooling), ``train`` (TrainState, jitted steps, Trainer, callbacks), ``data``,
 
 __version__ = "0.1.0"
 
+from jaxdl import _xla  # noqa: E402  (before any JAX backend starts: see jaxdl/_xla.py)
+
+_xla.configure()
+
 from jaxdl import (checkpoint, data, gradcheck, kernels, losses, nn, optim,  # noqa: E402
                    regularizers, train)
 

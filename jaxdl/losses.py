@@ -572,11 +572,18 @@ def _sparse_kernel(p, labels, dtype, from_logits):
     labels = labels.reshape(p.shape[:-1])
     if jnp.iinfo(labels.dtype).bits <= 32:
         labels = labels.astype(jnp.int32)
-    log_q = _class_log_probs(p.astype(dtype), from_logits)
     valid = (labels >= 0) & (labels < num_classes)
-    index = jnp.clip(labels, 0, num_classes - 1)
-    picked = jnp.take_along_axis(log_q, index[..., None], axis=-1)[..., 0]
-    per_position = jnp.where(valid, -picked, jnp.nan)
+    index = jnp.clip(labels, 0, num_classes - 1)[..., None]
+    p = p.astype(dtype)
+    if from_logits:
+        # -log softmax(z)_t = logsumexp(z) - z_t: only the picked logit and the
+        # normalizer are needed, not the whole log-softmax row (cheaper on CPU).
+        m = jax.lax.stop_gradient(jnp.max(p, axis=-1, keepdims=True))
+        log_norm = (m + jnp.log(jnp.sum(jnp.exp(p - m), axis=-1, keepdims=True)))[..., 0]
+        nll = log_norm - jnp.take_along_axis(p, index, axis=-1)[..., 0]
+    else:
+        nll = -jnp.take_along_axis(_class_log_probs(p, False), index, axis=-1)[..., 0]
+    per_position = jnp.where(valid, nll, jnp.nan)
     return _mean_over_examples(per_position)
 
 
