@@ -34,6 +34,7 @@ class History:
         self.epoch: list[int] = []
 
     def append(self, epoch: int, logs: dict) -> None:
+        """Record the logs of ``epoch`` (called by ``fit`` at the end of each epoch)."""
         self.epoch.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
