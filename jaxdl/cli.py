@@ -71,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     sub.add_parser("info", help="print versions, the JAX backend and its devices")
     demo = sub.add_parser("demo", help="train the default CNN on the bundled 8x8 digits")
-    demo.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    demo.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
     bench = sub.add_parser("bench", help="run the benchmark suite (kernels, training steps, "

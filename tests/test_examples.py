@@ -34,7 +34,7 @@ def test_digits_mlp_learns():
 
 
 def test_demo_cnn_reaches_97_percent_and_writes_curves(tmp_path, capsys):
-    result = load("digits_cnn").main(epochs=15, seed=0, out=str(tmp_path), verbose=1)
+    result = load("digits_cnn").main(seed=0, out=str(tmp_path), verbose=1)
     assert result["test_accuracy"] >= 0.97
     losses_ = result["history"]["loss"]
     assert losses_[-1] * 5 <= losses_[0]
