@@ -13,6 +13,8 @@ Contestants, each only when importable:
 * ``jaxdl step``: ``train.make_train_step`` called from a Python loop;
 * ``jaxdl fit``: ``Trainer.fit`` over whole epochs (data on the device, steps
   fused with ``lax.scan``; reshuffling and the per-step gather included);
+* ``jaxdl step bf16``: the same step with ``compute_dtype="bfloat16"`` in every
+  Dense/Conv2D layer (bf16 inputs, float32 accumulation, float32 params);
 * ``raw JAX``: a hand-written jitted step on a dict of arrays with
   ``optax.adam`` and buffer donation: the floor any JAX library adds to;
 * ``Flax NNX``: ``nnx.Module`` + ``nnx.Optimizer`` + ``nnx.jit``;
@@ -91,22 +93,24 @@ def _in_shape(kind):
     return (MLP_SIZES[kind][0],) if kind in MLP_SIZES else (28, 28, 1)
 
 
-def jaxdl_model(kind: str) -> nn.Sequential:
+def jaxdl_model(kind: str, compute_dtype=None) -> nn.Sequential:
+    cd = {"compute_dtype": compute_dtype}
     if kind in MLP_SIZES:
         *hidden, out = MLP_SIZES[kind][1:]
-        return nn.Sequential([nn.Dense(h, activation="relu") for h in hidden] + [nn.Dense(out)])
+        return nn.Sequential([nn.Dense(h, activation="relu", **cd) for h in hidden]
+                             + [nn.Dense(out, **cd)])
     return nn.Sequential([
-        nn.Conv2D(32, 3, activation="relu"), nn.MaxPool2D(2),
-        nn.Conv2D(64, 3, activation="relu"), nn.MaxPool2D(2),
-        nn.Flatten(), nn.Dense(128, activation="relu"), nn.Dense(10)])
+        nn.Conv2D(32, 3, activation="relu", **cd), nn.MaxPool2D(2),
+        nn.Conv2D(64, 3, activation="relu", **cd), nn.MaxPool2D(2),
+        nn.Flatten(), nn.Dense(128, activation="relu", **cd), nn.Dense(10, **cd)])
 
 
 # --------------------------------------------------------------------------- contestants
 # Each factory returns run(steps) that trains `steps` steps and blocks until done,
 # or None when the framework is not installed.
 
-def c_jaxdl_step(kind, batch):
-    model = jaxdl_model(kind)
+def c_jaxdl_step(kind, batch, compute_dtype=None):
+    model = jaxdl_model(kind, compute_dtype)
     opt = optim.adam(1e-3)
     in_shape = _in_shape(kind)
     state = [train.TrainState.create(model, opt, in_shape, jax.random.key(0))]
@@ -356,8 +360,13 @@ def c_pytorch(kind, batch):
     return run
 
 
+def c_jaxdl_step_bf16(kind, batch):
+    return c_jaxdl_step(kind, batch, compute_dtype="bfloat16")
+
+
 CONTESTANTS = {
-    "jaxdl step": c_jaxdl_step, "jaxdl fit": c_jaxdl_fit, "raw JAX": c_raw_jax,
+    "jaxdl step": c_jaxdl_step, "jaxdl fit": c_jaxdl_fit,
+    "jaxdl step bf16": c_jaxdl_step_bf16, "raw JAX": c_raw_jax,
     "Flax NNX": c_flax_nnx, "Equinox": c_equinox, "PyTorch": c_pytorch,
 }
 

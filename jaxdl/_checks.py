@@ -78,3 +78,23 @@ def batched_rank(owner: str, x: Any, min_rank: int) -> None:
         raise ValueError(f"{owner}: expected input with a batch axis and rank >= {min_rank}, "
                          f"got shape {tuple(np.shape(x))}. Add the batch axis, e.g. "
                          f"x[None] for a single example.")
+
+
+def compute_dtype(owner: str, value: Any):
+    """Normalize a ``compute_dtype`` argument to a dtype name (or ``None``).
+
+    Accepts ``None``, a floating dtype or its name (``"bfloat16"``, ``jnp.float16``).
+    """
+    if value is None:
+        return None
+    import jax.numpy as jnp
+
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        raise TypeError(f"{owner}: `compute_dtype` must be None or a floating dtype such as "
+                        f"'bfloat16', got {value!r}.") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{owner}: `compute_dtype` must be a floating dtype such as "
+                        f"'bfloat16', got {dtype}.")
+    return dtype.name

@@ -216,3 +216,23 @@ def test_initializer_errors():
     with pytest.raises(ValueError, match="unknown initializer"):
         initializers.get("nope")
     assert initializers.get("kaiming_normal") is initializers.he_normal
+
+
+@pytest.mark.parametrize("layer,shape", [(nn.Dense(16), (32,)),
+                                         (nn.Conv2D(8, 3, padding="same"), (6, 6, 4))],
+                         ids=["Dense", "Conv2D"])
+def test_bfloat16_compute_with_float32_accumulation(layer, shape):
+    low = dataclasses.replace(layer, compute_dtype="bfloat16")
+    assert low.compute_dtype == "bfloat16" and hash(low) != hash(layer)
+    params, state = layer.init(jax.random.key(0), shape)
+    x = jax.random.normal(jax.random.key(1), (4,) + shape)
+    y32, _ = layer.apply(params, state, x)
+    y16, _ = low.apply(params, state, x)
+    assert y16.dtype == jnp.float32
+    # bf16 keeps 8 bits of mantissa: inputs are rounded to ~0.4 %, the sums are exact-ish.
+    np.testing.assert_allclose(y16, y32, rtol=0.05, atol=0.05)
+    assert not np.array_equal(np.asarray(y16), np.asarray(y32))  # it really ran in bf16
+    g = jax.grad(lambda p: low.apply(p, state, x)[0].sum())(params)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(g))
+    with pytest.raises(TypeError, match="compute_dtype"):
+        dataclasses.replace(layer, compute_dtype="int8")

@@ -80,6 +80,9 @@ class Conv2D(Layer):
         use_bias: add a per-filter bias.
         kernel_init: initializer of the kernel (Glorot uniform, like Keras).
         bias_init: initializer of the bias (zeros).
+        compute_dtype: ``None`` or a lower precision such as ``"bfloat16"`` for
+            the convolution's inputs, accumulated and returned in the kernel's
+            dtype (float32), as in :class:`~jaxdl.nn.Dense`.
 
     Params: ``{"kernel": (f_h, f_w, C / G, filters), "bias": (filters,)}``
     (HWIO), ``(f_h f_w C / G + 1) · filters`` numbers.
@@ -105,10 +108,12 @@ class Conv2D(Layer):
     use_bias: bool = True
     kernel_init: InitLike = "glorot_uniform"
     bias_init: InitLike = "zeros"
+    compute_dtype: Optional[str] = None
 
     def __post_init__(self):
         owner = type(self).__name__
         _checks.positive_int(owner, "filters", self.filters)
+        _set(self, "compute_dtype", _checks.compute_dtype(owner, self.compute_dtype))
         _set(self, "kernel_size", kernels._pair(owner, "kernel_size", self.kernel_size))
         _set(self, "strides", kernels._pair(owner, "strides", self.strides))
         _set(self, "dilation", kernels._pair(owner, "dilation", self.dilation))
@@ -162,7 +167,12 @@ class Conv2D(Layer):
                    f"Pass NHWC images with {cin} channels (x[..., None] adds a channel axis to "
                    f"grayscale batches), or init the layer with the input's shape.")
         self._geometry(x.shape[1:3])
-        y = kernels.conv2d(x, kernel, self.strides, self.padding, self.dilation, self.groups)
+        if self.compute_dtype is None:
+            y = kernels.conv2d(x, kernel, self.strides, self.padding, self.dilation, self.groups)
+        else:  # low-precision inputs, accumulation and result in the kernel's dtype
+            cd = jnp.dtype(self.compute_dtype)
+            y = kernels.conv2d(x.astype(cd), kernel.astype(cd), self.strides, self.padding,
+                               self.dilation, self.groups, preferred_element_type=kernel.dtype)
         return _bias_act(self, params, y), state
 
 

@@ -32,6 +32,10 @@ class Dense(Layer):
         kernel_init: initializer name or function for the ``(in, features)``
             kernel (Glorot uniform by default, like Keras).
         bias_init: initializer for the ``(features,)`` bias (zeros).
+        compute_dtype: ``None`` (compute in the kernel's dtype) or a lower
+            precision such as ``"bfloat16"``: the input and kernel are cast to
+            it for the matmul, which accumulates and returns in the kernel's
+            dtype (float32). Params, gradients and optimizer state stay float32.
 
     Params: ``{"kernel": (in, features), "bias": (features,)}``.
 
@@ -50,9 +54,12 @@ class Dense(Layer):
     use_bias: bool = True
     kernel_init: InitLike = "glorot_uniform"
     bias_init: InitLike = "zeros"
+    compute_dtype: Optional[str] = None
 
     def __post_init__(self):
         _checks.positive_int("Dense", "features", self.features)
+        object.__setattr__(self, "compute_dtype",
+                           _checks.compute_dtype("Dense", self.compute_dtype))
         activations.get(self.activation, owner="Dense")
         initializers.get(self.kernel_init, owner="Dense", argument="kernel_init")
         initializers.get(self.bias_init, owner="Dense", argument="bias_init")
@@ -81,7 +88,13 @@ class Dense(Layer):
                 f"{kernel.shape[0]}) to match its kernel of shape {tuple(kernel.shape)}, but "
                 f"received x of shape {tuple(x.shape)}. Pass inputs with {kernel.shape[0]} "
                 f"features, or init the layer with input_shape={tuple(x.shape[1:])}.")
-        y = jnp.matmul(x, kernel)
+        if self.compute_dtype is None:
+            y = jnp.matmul(x, kernel)
+        else:  # low-precision inputs, accumulation and result in the kernel's dtype
+            cd = jnp.dtype(self.compute_dtype)
+            y = jax.lax.dot_general(x.astype(cd), kernel.astype(cd),
+                                    (((x.ndim - 1,), (0,)), ((), ())),
+                                    preferred_element_type=kernel.dtype)
         if self.use_bias:
             y = y + params["bias"]
         return activations.get(self.activation)(y), state
