@@ -70,16 +70,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      "from pure functions.")
     sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     sub.add_parser("info", help="print versions, the JAX backend and its devices")
-    demo = sub.add_parser("demo", help="train the default CNN on the bundled 8x8 digits")
-    demo.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
-    bench = sub.add_parser("bench", help="run the benchmark suite (kernels, training steps, "
-                           "compile times) and write a markdown report")
-    bench.add_argument("--quick", action="store_true", help="smoke run (about 3 minutes)")
-    bench.add_argument("--out", default="jaxdl-bench.md", help="report file (default "
-                       "jaxdl-bench.md)")
-    bench.add_argument("--no-tuned-malloc", action="store_true",
+    demo_p = sub.add_parser("demo", help="train the default CNN on the bundled 8x8 digits")
+    demo_p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    demo_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo_p.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
+    bench_p = sub.add_parser("bench", help="run the benchmark suite (kernels, training steps, "
+                             "compile times) and write a markdown report")
+    bench_p.add_argument("--quick", action="store_true", help="smoke run (about 3 minutes)")
+    bench_p.add_argument("--out", default="jaxdl-bench.md", help="report file (default "
+                         "jaxdl-bench.md)")
+    bench_p.add_argument("--no-tuned-malloc", action="store_true",
                        help="leave glibc's malloc untuned (default: tune it for every framework)")
     args = parser.parse_args(argv)
     if args.command == "info":
