@@ -318,7 +318,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per measurement")
-    parser.add_argument("--out", default=None, help="also write the markdown to this file")
+    parser.add_argument("--out", default=None, help="also append the markdown to this file")
     args = parser.parse_args(argv)
 
     rounds = args.rounds or (3 if args.quick else 9)
@@ -343,7 +343,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(total)
     parts.append(total)
     if args.out:
-        with open(args.out, "w") as f:
+        with open(args.out, "a") as f:
             f.write("\n\n".join(parts) + "\n")
     return 0
 

@@ -26,7 +26,7 @@ def test_bench_runs_the_three_scripts_with_the_tuned_allocator(tmp_path, monkeyp
     assert scripts == ["bench_kernels.py", "bench_train.py", "bench_compile.py"]
     assert all("--quick" in c[0] and str(out) in c[0] for c in calls)
     assert all(c[1]["GLIBC_TUNABLES"] == cli.MALLOC_TUNABLES for c in calls)
-    assert out.read_text().startswith("# jaxdl benchmark report")
+    assert out.read_text().startswith("# jaxdl benchmark report")  # the scripts append to it
     calls.clear()
     cli.main(["bench", "--no-tuned-malloc", "--out", str(out)])
     assert all(c[1].get("GLIBC_TUNABLES") != cli.MALLOC_TUNABLES for c in calls)
