@@ -481,8 +481,8 @@ def main(argv=None) -> int:
         wanted = set(a.only.split(","))
         workloads = [w for w in workloads if f"{w[0]}{w[1]}" in wanted]
     names = list(CONTESTANTS) if not a.contestants else a.contestants.split(",")
-    rounds = a.rounds or (2 if a.quick else 7)
-    seconds = a.seconds or (0.15 if a.quick else 1.0)
+    rounds = a.rounds or (2 if a.quick else 5)
+    seconds = a.seconds or (0.15 if a.quick else 0.6)
     if a.quick:
         workloads = [w for w in workloads if w in (("tiny", 32), ("mlp", 32), ("cnn", 128))]
 
