@@ -48,7 +48,6 @@ import subprocess
 import sys
 import time
 from importlib import metadata
-from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp

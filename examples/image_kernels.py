@@ -30,7 +30,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
 
-import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.datasets import load_sample_image  # noqa: E402

@@ -23,6 +23,16 @@ def positive_int(owner: str, name: str, value: Any) -> int:
     return int(value)
 
 
+def non_negative_int(owner: str, name: str, value: Any) -> int:
+    """Return ``value`` as an int if it is an integer >= 0 (a seed, an epoch), else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: `{name}` must be a non-negative integer, got {value!r} "
+                        f"of type {type(value).__name__}.")
+    if value < 0:
+        raise ValueError(f"{owner}: `{name}` must be a non-negative integer, got {value}.")
+    return int(value)
+
+
 def non_negative_float(owner: str, name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -53,6 +63,19 @@ def shape_tuple(owner: str, input_shape: Any, min_rank: int = 0) -> tuple[int, .
     if len(shape) < min_rank:
         raise ValueError(f"{owner}: expected an input_shape of rank >= {min_rank} (without the "
                          f"batch axis), got {shape!r}.")
+    return shape
+
+
+def input_shape_of_rank(owner: str, input_shape: Any, axes: Sequence[str], hint: str = ""):
+    """Normalize ``input_shape`` and require one entry per name in ``axes``.
+
+    ``axes`` names the axes without the batch axis, e.g. ``("height", "width",
+    "channels")``; the error quotes them so the user sees the layout expected.
+    """
+    shape = shape_tuple(owner, input_shape)
+    if len(shape) != len(axes):
+        raise ValueError(f"{owner}: expected an input_shape ({', '.join(axes)}) without the "
+                         f"batch axis, got {shape}.{(' ' + hint) if hint else ''}")
     return shape
 
 

@@ -53,16 +53,6 @@ ArrayOrTuple = Union[np.ndarray, Tuple[np.ndarray, ...]]
 # Validation helpers local to this module
 # --------------------------------------------------------------------------------------
 
-def _seed(owner: str, name: str, value: Any) -> int:
-    """Return ``value`` as an int if it is an integer >= 0, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: `{name}` must be a non-negative integer, got {value!r} "
-                        f"of type {type(value).__name__}.")
-    if value < 0:
-        raise ValueError(f"{owner}: `{name}` must be a non-negative integer, got {value}.")
-    return int(value)
-
-
 def _fraction(owner: str, name: str, value: Any) -> float:
     """Return ``value`` as a float if it lies strictly between 0 and 1, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -108,7 +98,7 @@ def stratified_split(labels: Any, test_fraction: float = 0.2,
     """
     owner = "stratified_split"
     test_fraction = _fraction(owner, "test_fraction", test_fraction)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"{owner}: `labels` must be 1-D (one class label per example), "
@@ -158,7 +148,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0, *, flatten: bool = Fa
     """
     owner = "load_digits"
     test_fraction = _fraction(owner, "test_fraction", test_fraction)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     from sklearn.datasets import load_digits as _sklearn_load_digits
 
     pixels, labels = _sklearn_load_digits(return_X_y=True)
@@ -205,7 +195,7 @@ def make_xor(n: Optional[int] = None, noise: float = 0.0, seed: int = 0):
     """
     owner = "make_xor"
     noise = _checks.non_negative_float(owner, "noise", noise)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     rng = np.random.default_rng(seed)
     if n is None:
         corner = np.arange(4)
@@ -244,7 +234,7 @@ def make_moons(n: int = 200, noise: float = 0.1, seed: int = 0):
     owner = "make_moons"
     n = _checks.positive_int(owner, "n", n)
     noise = _checks.non_negative_float(owner, "noise", noise)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     rng = np.random.default_rng(seed)
     n_upper = n - n // 2
     n_lower = n // 2
@@ -297,7 +287,7 @@ def make_spirals(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int =
         raise ValueError(f"{owner}: `n` must be at least `classes` so every arm has a point, "
                          f"got n={n} and classes={classes}.")
     noise = _checks.non_negative_float(owner, "noise", noise)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for k in range(classes):
@@ -365,7 +355,7 @@ def make_gaussian_mixture(n: int = 1000, modes: int = 8, radius: float = 2.0,
     modes = _checks.positive_int(owner, "modes", modes)
     radius = _checks.non_negative_float(owner, "radius", radius)
     std = _checks.non_negative_float(owner, "std", std)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     rng = np.random.default_rng(seed)
     mode = _balanced_assignment(rng, n, modes)
     centers = gaussian_mixture_centers(modes, radius).astype(np.float64)
@@ -479,8 +469,8 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """
     owner = "epoch_permutation"
     n = _checks.positive_int(owner, "n", n)
-    seed = _seed(owner, "seed", seed)
-    epoch = _seed(owner, "epoch", epoch)
+    seed = _checks.non_negative_int(owner, "seed", seed)
+    epoch = _checks.non_negative_int(owner, "epoch", epoch)
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
@@ -573,9 +563,9 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool = True, seed: int = 0
     else:
         ys, y_tuple = _as_arrays(owner, "y", y)
     batch_size = _checks.positive_int(owner, "batch_size", batch_size)
-    seed = _seed(owner, "seed", seed)
+    seed = _checks.non_negative_int(owner, "seed", seed)
     if epoch is not None:
-        epoch = _seed(owner, "epoch", epoch)
+        epoch = _checks.non_negative_int(owner, "epoch", epoch)
 
     named = [(f"x[{i}]" if x_tuple else "x", a) for i, a in enumerate(xs)]
     named += [(f"y[{i}]" if y_tuple else "y", a) for i, a in enumerate(ys)]

@@ -325,3 +325,13 @@ def test_embedding_lookup_gradient_and_errors():
     y = jax.jit(lambda p, v: layer.apply(p, state, v)[0])(params, jnp.array([[-1, 6, 2]]))
     assert np.isnan(y[0, 0]).all() and np.isnan(y[0, 1]).all()
     np.testing.assert_array_equal(y[0, 2], table[2])
+
+
+def test_conv1d_bfloat16_compute():
+    layer = nn.Conv1D(6, 3, padding="causal")
+    low = nn.Conv1D(6, 3, padding="causal", compute_dtype="bfloat16")
+    params, state = layer.init(jax.random.key(0), (10, 4))
+    x = jax.random.normal(jax.random.key(1), (2, 10, 4))
+    y32, y16 = layer.apply(params, state, x)[0], low.apply(params, state, x)[0]
+    assert y16.dtype == jnp.float32 and not np.array_equal(np.asarray(y16), np.asarray(y32))
+    np.testing.assert_allclose(y16, y32, rtol=0.05, atol=0.05)

@@ -35,7 +35,6 @@ import dataclasses
 import math
 from typing import Callable, Optional, Sequence, Union
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 

@@ -15,25 +15,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional, Union
 
-import jax
-import jax.numpy as jnp
 
 from jaxdl import _checks, kernels
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
-from jaxdl.nn import activations, initializers
+from jaxdl.nn import _common, activations
 from jaxdl.nn.base import Layer
 
 InitLike = Union[str, Callable]
+_HWC = ("height", "width", "channels")
+_GRAYSCALE_HINT = "For grayscale images add a channel axis: (H, W, 1)."
 
 
 def _set(obj, name, value):
     object.__setattr__(obj, name, value)
-
-
-def _check_inits(owner, layer):
-    activations.get(layer.activation, owner=owner)
-    initializers.get(layer.kernel_init, owner=owner, argument="kernel_init")
-    initializers.get(layer.bias_init, owner=owner, argument="bias_init")
 
 
 def _input(owner: str, x, dtype, rank: int, layout: str, channels: int, fix: str):
@@ -45,12 +39,6 @@ def _input(owner: str, x, dtype, rank: int, layout: str, channels: int, fix: str
             f"{channels} channels as the kernel was built for), but received x of shape "
             f"{tuple(x.shape)}. {fix}")
     return x
-
-
-def _bias_act(layer, params, y):
-    if layer.use_bias:
-        y = y + params["bias"]
-    return activations.get(layer.activation)(y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +101,6 @@ class Conv2D(Layer):
     def __post_init__(self):
         owner = type(self).__name__
         _checks.positive_int(owner, "filters", self.filters)
-        _set(self, "compute_dtype", _checks.compute_dtype(owner, self.compute_dtype))
         _set(self, "kernel_size", kernels._pair(owner, "kernel_size", self.kernel_size))
         _set(self, "strides", kernels._pair(owner, "strides", self.strides))
         _set(self, "dilation", kernels._pair(owner, "dilation", self.dilation))
@@ -122,7 +109,7 @@ class Conv2D(Layer):
         if self.filters % self.groups:
             raise ValueError(f"{owner}: `filters` ({self.filters}) must be divisible by `groups` "
                              f"({self.groups}).")
-        _check_inits(owner, self)
+        _common.check_options(owner, self)
 
     @property
     def _owner(self) -> str:
@@ -133,11 +120,7 @@ class Conv2D(Layer):
                                  self.dilation, self.padding)
 
     def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.shape_tuple("Conv2D", input_shape)
-        if len(shape) != 3:
-            raise ValueError(f"{self._owner}: expected an input_shape (height, width, channels) "
-                             f"without the batch axis, got {shape}. For grayscale images add a "
-                             f"channel axis: (H, W, 1).")
+        shape = _checks.input_shape_of_rank(self._owner, input_shape, _HWC, _GRAYSCALE_HINT)
         if shape[2] % self.groups:
             raise ValueError(f"{self._owner}: the {shape[2]} input channels must be divisible "
                              f"by groups={self.groups}.")
@@ -146,13 +129,8 @@ class Conv2D(Layer):
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         shape = self._check_shape(input_shape)
         self._geometry(shape[:2])
-        k_kernel, k_bias = jax.random.split(key)
         kshape = self.kernel_size + (shape[2] // self.groups, self.filters)
-        params = {"kernel": initializers.get(self.kernel_init)(k_kernel, kshape, jnp.float32)}
-        if self.use_bias:
-            params["bias"] = initializers.get(self.bias_init)(k_bias, (self.filters,),
-                                                              jnp.float32)
-        return params, {}
+        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = self._check_shape(input_shape)
@@ -167,13 +145,10 @@ class Conv2D(Layer):
                    f"Pass NHWC images with {cin} channels (x[..., None] adds a channel axis to "
                    f"grayscale batches), or init the layer with the input's shape.")
         self._geometry(x.shape[1:3])
-        if self.compute_dtype is None:
-            y = kernels.conv2d(x, kernel, self.strides, self.padding, self.dilation, self.groups)
-        else:  # low-precision inputs, accumulation and result in the kernel's dtype
-            cd = jnp.dtype(self.compute_dtype)
-            y = kernels.conv2d(x.astype(cd), kernel.astype(cd), self.strides, self.padding,
-                               self.dilation, self.groups, preferred_element_type=kernel.dtype)
-        return _bias_act(self, params, y), state
+        xc, kc, accumulate = _common.compute_operands(self, x, kernel)
+        y = kernels.conv2d(xc, kc, self.strides, self.padding, self.dilation, self.groups,
+                           preferred_element_type=accumulate)
+        return _common.bias_activation(self, params, y), state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +174,7 @@ class Conv1D(Layer):
         activation, use_bias, kernel_init, bias_init: as in :class:`Conv2D`.
         groups: channel groups, as in :class:`Conv2D` (keyword, after the
             arguments of the API table).
+        compute_dtype: low-precision compute, as in :class:`Conv2D`.
 
     Params: ``{"kernel": (f, C / G, filters), "bias": (filters,)}``.
 
@@ -221,6 +197,7 @@ class Conv1D(Layer):
     kernel_init: InitLike = "glorot_uniform"
     bias_init: InitLike = "zeros"
     groups: int = 1
+    compute_dtype: Optional[str] = None
 
     def __post_init__(self):
         owner = "Conv1D"
@@ -236,7 +213,7 @@ class Conv1D(Layer):
         if self.filters % self.groups:
             raise ValueError(f"{owner}: `filters` ({self.filters}) must be divisible by `groups` "
                              f"({self.groups}).")
-        _check_inits(owner, self)
+        _common.check_options(owner, self)
 
     @property
     def _owner(self) -> str:
@@ -258,10 +235,7 @@ class Conv1D(Layer):
         return pads, out
 
     def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.shape_tuple("Conv1D", input_shape)
-        if len(shape) != 2:
-            raise ValueError(f"{self._owner}: expected an input_shape (length, channels) "
-                             f"without the batch axis, got {shape}.")
+        shape = _checks.input_shape_of_rank(self._owner, input_shape, ("length", "channels"))
         if shape[1] % self.groups:
             raise ValueError(f"{self._owner}: the {shape[1]} input channels must be divisible "
                              f"by groups={self.groups}.")
@@ -270,13 +244,8 @@ class Conv1D(Layer):
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         shape = self._check_shape(input_shape)
         self._geometry(shape[0])
-        k_kernel, k_bias = jax.random.split(key)
         kshape = (self.kernel_size, shape[1] // self.groups, self.filters)
-        params = {"kernel": initializers.get(self.kernel_init)(k_kernel, kshape, jnp.float32)}
-        if self.use_bias:
-            params["bias"] = initializers.get(self.bias_init)(k_bias, (self.filters,),
-                                                              jnp.float32)
-        return params, {}
+        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = self._check_shape(input_shape)
@@ -290,9 +259,10 @@ class Conv1D(Layer):
                    f"Pass sequences with {cin} channels (x[..., None] adds a channel axis), "
                    f"or init the layer with the input's shape.")
         pads, _ = self._geometry(x.shape[1])
-        y = kernels.conv2d(x[:, None], kernel[None], (1, self.strides), ((0, 0), pads),
-                           (1, self.dilation), self.groups)
-        return _bias_act(self, params, y[:, 0]), state
+        xc, kc, accumulate = _common.compute_operands(self, x, kernel)
+        y = kernels.conv2d(xc[:, None], kc[None], (1, self.strides), ((0, 0), pads),
+                           (1, self.dilation), self.groups, preferred_element_type=accumulate)
+        return _common.bias_activation(self, params, y[:, 0]), state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,28 +322,19 @@ class Conv2DTranspose(Layer):
         if not isinstance(pad, str):
             raise ValueError(f"{owner}: padding must be 'valid' or 'same', got {self.padding!r}.")
         _set(self, "padding", pad)
-        _check_inits(owner, self)
+        _common.check_options(owner, self)
 
     @property
     def _owner(self) -> str:
         return f"Conv2DTranspose(filters={self.filters}, kernel_size={self.kernel_size})"
 
     def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.shape_tuple("Conv2DTranspose", input_shape)
-        if len(shape) != 3:
-            raise ValueError(f"{self._owner}: expected an input_shape (height, width, channels) "
-                             f"without the batch axis, got {shape}.")
-        return shape
+        return _checks.input_shape_of_rank(self._owner, input_shape, _HWC, _GRAYSCALE_HINT)
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         shape = self._check_shape(input_shape)
-        k_kernel, k_bias = jax.random.split(key)
         kshape = self.kernel_size + (shape[2], self.filters)
-        params = {"kernel": initializers.get(self.kernel_init)(k_kernel, kshape, jnp.float32)}
-        if self.use_bias:
-            params["bias"] = initializers.get(self.bias_init)(k_bias, (self.filters,),
-                                                              jnp.float32)
-        return params, {}
+        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = self._check_shape(input_shape)
@@ -390,4 +351,4 @@ class Conv2DTranspose(Layer):
                    f"Pass NHWC inputs with {cin} channels, or init the layer with the input's "
                    f"shape.")
         y = kernels.conv2d_transpose(x, kernel, self.strides, self.padding, self.dilation)
-        return _bias_act(self, params, y), state
+        return _common.bias_activation(self, params, y), state

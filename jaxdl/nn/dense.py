@@ -6,11 +6,10 @@ import dataclasses
 from typing import Callable, Optional, Union
 
 import jax
-import jax.numpy as jnp
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
-from jaxdl.nn import activations, initializers
+from jaxdl.nn import _common, activations
 from jaxdl.nn.base import Layer
 
 InitLike = Union[str, Callable]
@@ -58,20 +57,11 @@ class Dense(Layer):
 
     def __post_init__(self):
         _checks.positive_int("Dense", "features", self.features)
-        object.__setattr__(self, "compute_dtype",
-                           _checks.compute_dtype("Dense", self.compute_dtype))
-        activations.get(self.activation, owner="Dense")
-        initializers.get(self.kernel_init, owner="Dense", argument="kernel_init")
-        initializers.get(self.bias_init, owner="Dense", argument="bias_init")
+        _common.check_options("Dense", self)
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         shape = _checks.shape_tuple("Dense", input_shape, min_rank=1)
-        k_kernel, k_bias = jax.random.split(key)
-        params = {"kernel": initializers.get(self.kernel_init)(
-            k_kernel, (shape[-1], self.features), jnp.float32)}
-        if self.use_bias:
-            params["bias"] = initializers.get(self.bias_init)(k_bias, (self.features,), jnp.float32)
-        return params, {}
+        return _common.init_kernel_bias(self, key, (shape[-1], self.features), self.features), {}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = _checks.shape_tuple("Dense", input_shape, min_rank=1)
@@ -88,13 +78,7 @@ class Dense(Layer):
                 f"{kernel.shape[0]}) to match its kernel of shape {tuple(kernel.shape)}, but "
                 f"received x of shape {tuple(x.shape)}. Pass inputs with {kernel.shape[0]} "
                 f"features, or init the layer with input_shape={tuple(x.shape[1:])}.")
-        if self.compute_dtype is None:
-            y = jnp.matmul(x, kernel)
-        else:  # low-precision inputs, accumulation and result in the kernel's dtype
-            cd = jnp.dtype(self.compute_dtype)
-            y = jax.lax.dot_general(x.astype(cd), kernel.astype(cd),
-                                    (((x.ndim - 1,), (0,)), ((), ())),
-                                    preferred_element_type=kernel.dtype)
-        if self.use_bias:
-            y = y + params["bias"]
-        return activations.get(self.activation)(y), state
+        xc, kc, accumulate = _common.compute_operands(self, x, kernel)
+        y = jax.lax.dot_general(xc, kc, (((x.ndim - 1,), (0,)), ((), ())),
+                                preferred_element_type=accumulate)
+        return _common.bias_activation(self, params, y), state

@@ -61,11 +61,8 @@ class _Pool2D(Layer):
                                  self._strides, (1, 1), self.padding)[1]
 
     def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.shape_tuple(type(self).__name__, input_shape)
-        if len(shape) != 3:
-            raise ValueError(f"{self._owner}: expected an input_shape (height, width, channels) "
-                             f"without the batch axis, got {shape}.")
-        return shape
+        return _checks.input_shape_of_rank(self._owner, input_shape,
+                                           ("height", "width", "channels"))
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         shape = self._check_shape(input_shape)
@@ -155,11 +152,8 @@ class _GlobalPool2D(Layer):
     """Shared code of the global pools."""
 
     def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.shape_tuple(type(self).__name__, input_shape)
-        if len(shape) != 3:
-            raise ValueError(f"{type(self).__name__}: expected an input_shape (height, width, "
-                             f"channels) without the batch axis, got {shape}.")
-        return shape
+        return _checks.input_shape_of_rank(type(self).__name__, input_shape,
+                                           ("height", "width", "channels"))
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         self._check_shape(input_shape)

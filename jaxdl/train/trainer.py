@@ -6,7 +6,6 @@ import dataclasses
 import math
 import numbers
 import os
-import time
 from typing import Any, Callable, Optional, Sequence
 
 import jax
