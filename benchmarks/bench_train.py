@@ -92,6 +92,12 @@ def _in_shape(kind):
     return (MLP_SIZES[kind][0],) if kind in MLP_SIZES else (28, 28, 1)
 
 
+def _device_batches(x, y, batch: int) -> list:
+    """The data cut into device-resident (x, y) batches of ``batch`` rows."""
+    return [(jnp.asarray(x[i:i + batch]), jnp.asarray(y[i:i + batch]))
+            for i in range(0, len(x), batch)]
+
+
 def jaxdl_model(kind: str, compute_dtype=None) -> nn.Sequential:
     cd = {"compute_dtype": compute_dtype}
     if kind in MLP_SIZES:
@@ -114,9 +120,7 @@ def c_jaxdl_step(kind, batch, compute_dtype=None):
     in_shape = _in_shape(kind)
     state = [train.TrainState.create(model, opt, in_shape, jax.random.key(0))]
     step = train.make_train_step(model, losses.sparse_categorical_crossentropy, opt)
-    x, y = _data(kind, batch, 4)
-    batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(y[i * batch:(i + 1) * batch]))
-               for i in range(4)]
+    batches = _device_batches(*_data(kind, batch, 4), batch)
 
     def run(steps):
         s = state[0]
@@ -192,9 +196,7 @@ def c_raw_jax(kind, batch):
         u, o = tx.update(g, o, p)
         return optax.apply_updates(p, u), o, loss
     step = jax.jit(_step, donate_argnums=(0, 1))
-    x, y = _data(kind, batch, 4)
-    batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(y[i * batch:(i + 1) * batch]))
-               for i in range(4)]
+    batches = _device_batches(*_data(kind, batch, 4), batch)
 
     def run(steps):
         p, o = carry[0]
@@ -252,9 +254,7 @@ def c_flax_nnx(kind, batch):
         except TypeError:
             optimizer.update(grads)
         return loss
-    x, y = _data(kind, batch, 4)
-    batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(y[i * batch:(i + 1) * batch]))
-               for i in range(4)]
+    batches = _device_batches(*_data(kind, batch, 4), batch)
 
     def run(steps):
         loss = None
@@ -308,8 +308,7 @@ def c_equinox(kind, batch):
     x, y = _data(kind, batch, 4)
     if kind == "cnn":
         x = x.transpose(0, 3, 1, 2)  # Equinox convs are channels-first
-    batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(y[i * batch:(i + 1) * batch]))
-               for i in range(4)]
+    batches = _device_batches(x, y, batch)
 
     def run(steps):
         m, o = carry[0]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdl import kernels, nn
+from jaxdl import nn
 
 from test_kernels import (ACTIVATION_7x7, BINARY_9x9, FEATURE_MAP_5x5, conv2d_reference,
                           conv2d_transpose_reference)

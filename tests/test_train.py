@@ -271,20 +271,18 @@ def _fake_metric(values):
     return train.LambdaCallback(on_epoch_end=inject)
 
 
-def _param_recorder(store):
-    def record(epoch, logs):
-        store.append(jax.tree.map(np.array, trainer_ref[0].state.params))
-    trainer_ref = []
-    cb = train.LambdaCallback(on_epoch_end=record)
-    return cb, trainer_ref
+def _param_recorder(trainer, store):
+    """A callback appending a copy of the trainer's params to ``store`` after each epoch."""
+    return train.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: store.append(jax.tree.map(np.array,
+                                                                   trainer.state.params)))
 
 
 def test_early_stopping_stops_and_restores_best_weights():
     x, y = _regression(20)
     t = train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", optim.sgd(0.01), metrics=())
     saved = []
-    rec, ref = _param_recorder(saved)
-    ref.append(t)
+    rec = _param_recorder(t, saved)
     stop = train.EarlyStopping(monitor="fake", patience=2, restore_best_weights=True)
     h = t.fit(x, y, epochs=20, batch_size=20, verbose=0,
               callbacks=[_fake_metric([3, 2, 1, 2, 3, 4, 5, 6] + [7] * 12), rec, stop])
@@ -298,8 +296,7 @@ def test_early_stopping_restores_even_when_patience_never_runs_out():
     x, y = _regression(20)
     t = train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", optim.sgd(0.01), metrics=())
     saved = []
-    rec, ref = _param_recorder(saved)
-    ref.append(t)
+    rec = _param_recorder(t, saved)
     stop = train.EarlyStopping(monitor="fake", patience=10, restore_best_weights=True)
     t.fit(x, y, epochs=3, batch_size=20, verbose=0, callbacks=[_fake_metric([3, 1, 2]), rec, stop])
     assert stop.stopped_epoch is None

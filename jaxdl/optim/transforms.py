@@ -228,6 +228,24 @@ class TraceState(NamedTuple):
     trace: Any
 
 
+def _momentum_leaf(decay: Any, damped: bool, nesterov: bool) -> Callable:
+    """The per-leaf rule of :func:`trace` and :func:`moving_average`.
+
+    ``m_t = d g_t + mu m_{t-1}`` and ``u_t = m_t`` (or ``d g_t + mu m_t`` with the
+    Nesterov look-ahead), where ``d = 1 - mu`` for the course's moving average
+    (``damped``) and ``d = 1`` for classical momentum. Computed in float32 at
+    least; the update and the buffer keep their own dtypes.
+    """
+    def leaf(g, m):
+        dt = _compute_dtype(g, m)
+        mu = cast(decay, dt)
+        g_ = cast(1 - decay, dt) * g.astype(dt) if damped else g.astype(dt)
+        m_new = g_ + mu * m.astype(dt)
+        u = g_ + mu * m_new if nesterov else m_new
+        return u.astype(g.dtype), m_new.astype(m.dtype)
+    return leaf
+
+
 def trace(
     decay: Any,
     nesterov: bool = False,
@@ -278,14 +296,7 @@ def trace(
     def update_fn(updates, state, params=None):
         del params
 
-        def leaf(g, m):
-            dt = _compute_dtype(g, m)
-            mu = cast(decay, dt)
-            g_ = g.astype(dt)
-            m_new = g_ + mu * m.astype(dt)
-            u = g_ + mu * m_new if nesterov else m_new
-            return u.astype(g.dtype), m_new.astype(m.dtype)
-
+        leaf = _momentum_leaf(decay, damped=False, nesterov=nesterov)
         updates, new_trace = _map_split(leaf, updates, state.trace)
         return updates, TraceState(trace=new_trace)
 
@@ -348,15 +359,7 @@ def moving_average(decay: Any, nesterov: bool = False) -> optax.GradientTransfor
     def update_fn(updates, state, params=None):
         del params
 
-        def leaf(g, v):
-            dt = _compute_dtype(g, v)
-            b = cast(decay, dt)
-            c = cast(1 - decay, dt)
-            g_ = g.astype(dt)
-            v_new = b * v.astype(dt) + c * g_
-            u = b * v_new + c * g_ if nesterov else v_new
-            return u.astype(g.dtype), v_new.astype(v.dtype)
-
+        leaf = _momentum_leaf(decay, damped=True, nesterov=nesterov)
         updates, new_avg = _map_split(leaf, updates, state.average)
         return updates, MovingAverageState(average=new_avg)
 
