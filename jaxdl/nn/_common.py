@@ -14,7 +14,11 @@ from jaxdl.nn import activations, initializers
 
 
 def check_options(owner: str, layer: Any) -> None:
-    """Validate ``activation``, ``kernel_init``, ``bias_init`` and normalize ``compute_dtype``."""
+    """Validate ``activation``, ``kernel_init``, ``bias_init``, a convolution's ``filters``
+    against its ``groups``, and normalize ``compute_dtype``."""
+    if hasattr(layer, "groups") and layer.filters % layer.groups:
+        raise ValueError(f"{owner}: `filters` ({layer.filters}) must be divisible by `groups` "
+                         f"({layer.groups}).")
     activations.get(layer.activation, owner=owner)
     initializers.get(layer.kernel_init, owner=owner, argument="kernel_init")
     initializers.get(layer.bias_init, owner=owner, argument="bias_init")

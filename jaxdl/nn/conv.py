@@ -106,9 +106,6 @@ class Conv2D(Layer):
         _set(self, "dilation", kernels._pair(owner, "dilation", self.dilation))
         _set(self, "padding", kernels._normalize_padding(owner, self.padding))
         _checks.positive_int(owner, "groups", self.groups)
-        if self.filters % self.groups:
-            raise ValueError(f"{owner}: `filters` ({self.filters}) must be divisible by `groups` "
-                             f"({self.groups}).")
         _common.check_options(owner, self)
 
     @property
@@ -210,9 +207,6 @@ class Conv1D(Layer):
         pad = kernels._normalize_padding(owner, self.padding, ndim=1,
                                          strings=("valid", "same", "causal"))
         _set(self, "padding", pad if isinstance(pad, str) else pad[0])
-        if self.filters % self.groups:
-            raise ValueError(f"{owner}: `filters` ({self.filters}) must be divisible by `groups` "
-                             f"({self.groups}).")
         _common.check_options(owner, self)
 
     @property
