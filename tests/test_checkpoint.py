@@ -166,12 +166,15 @@ def test_manager_retention_and_best(tmp_path):
     assert m.latest_step() == 5 and m.best_step() == 2
     np.testing.assert_array_equal(m.restore()["w"], [5, 5])
     np.testing.assert_array_equal(m.restore(2)["w"], [2, 2])
-    # Leftover temporaries and foreign names are ignored.
-    (tmp_path / ".step_9.ckpt.abc.tmp").write_bytes(b"partial")
+    # Leftover temporaries and foreign names are ignored; stale temporaries (here an
+    # old-style one untouched for two hours) are removed by the next save.
+    stale = tmp_path / ".step_9.ckpt.abcd1234.tmp"
+    stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     (tmp_path / "notes.txt").write_text("hi")
     assert m.latest_step() == 5
     m.save(6, {"w": jnp.zeros(2)})
-    assert not (tmp_path / ".step_9.ckpt.abc.tmp").exists()
+    assert not stale.exists() and (tmp_path / "notes.txt").exists()
     with pytest.raises(ValueError, match="max_to_keep"):
         checkpoint.CheckpointManager(tmp_path, max_to_keep=0)
 
