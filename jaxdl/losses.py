@@ -28,12 +28,16 @@ Conventions shared by every loss:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from typing import ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxdl.nn.activations import log_softmax, softplus
 
 __all__ = [
     "mean_squared_error",
@@ -45,6 +49,18 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "hinge",
     "kl_divergence",
+    "Loss",
+    "LossKind",
+    "kind",
+    "CLASSIFICATION_TASKS",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "Hinge",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "Huber",
+    "KLDivergence",
 ]
 
 # Clipping constant for probability inputs (Keras's ``epsilon()``).
@@ -137,37 +153,6 @@ def _mean_over_examples(x):
     return jnp.mean(x, axis=tuple(range(1, x.ndim)))
 
 
-@jax.custom_jvp
-def _softplus(z):
-    """log(1 + e^z) in the overflow-free form max(z, 0) + log1p(e^{-|z|}).
-
-    The derivative is set to sigmoid(z) explicitly: differentiating the
-    formula piece by piece gives the wrong slope at exactly z = 0 (the kinks
-    of max and |.| cancel in value but their subgradients do not), and z = 0
-    is where a zero-initialized output layer starts.
-    """
-    return jnp.maximum(z, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
-
-
-@_softplus.defjvp
-def _softplus_jvp(primals, tangents):
-    (z,), (dz,) = primals, tangents
-    return _softplus(z), jax.nn.sigmoid(z) * dz
-
-
-def _log_softmax(logits):
-    """Numerically stable log-softmax over the last axis.
-
-    log softmax(z)_i = z_i - m - log Σ_j exp(z_j - m), with m = max_j z_j.
-    Subtracting the maximum keeps every exponent <= 0, so nothing overflows;
-    the maximum is held constant for differentiation (the result does not
-    depend on it mathematically, and its own gradient is a tie-breaking mess).
-    """
-    m = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-    shifted = logits - m
-    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
-
-
 def _log_probabilities(probabilities):
     """Keras's treatment of probability inputs: renormalize, clip, take logs."""
     total = jnp.sum(probabilities, axis=-1, keepdims=True)
@@ -183,7 +168,7 @@ def _log_probabilities(probabilities):
 
 def _class_log_probs(predictions, from_logits):
     if from_logits:
-        return _log_softmax(predictions)
+        return log_softmax(predictions)
     return _log_probabilities(predictions)
 
 
@@ -421,7 +406,7 @@ def binary_crossentropy(predictions, targets, from_logits=True):
 def _bce_kernel(p, y, dtype, from_logits):
     p, y = _cast(p, y, dtype)
     if from_logits:
-        elementwise = _softplus(p) - p * y
+        elementwise = softplus(p) - p * y
     else:
         q = jnp.clip(p, _EPSILON, 1.0 - _EPSILON)
         elementwise = -(y * jnp.log(q) + (1.0 - y) * jnp.log1p(-q))
@@ -661,3 +646,196 @@ def _kl_kernel(p, y, dtype):
     p = jnp.clip(p, _EPSILON, 1.0)
     y = jnp.clip(y, _EPSILON, 1.0)
     return _mean_over_examples(jnp.sum(y * (jnp.log(y) - jnp.log(p)), axis=-1))
+
+
+# --------------------------------------------------------------------------
+# Loss objects: a loss that says what it is (the task and logits vs probabilities)
+# --------------------------------------------------------------------------
+
+# The tasks a loss can declare. "accuracy" is defined for the three classification ones.
+CLASSIFICATION_TASKS = ("binary", "categorical", "sparse_categorical")
+
+
+class LossKind(NamedTuple):
+    """What a loss declares about itself (see :func:`kind`).
+
+    Attributes:
+        task: ``"binary"``, ``"categorical"``, ``"sparse_categorical"``,
+            ``"regression"``, or ``None`` when unknown (a lambda, a user function).
+        from_logits: ``True`` for logits or raw scores, ``False`` for
+            probabilities, ``None`` when it does not apply or is unknown.
+    """
+
+    task: Optional[str]
+    from_logits: Optional[bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """Base of the Keras-named loss objects: a per-example loss that declares its task.
+
+    A loss object is called like the plain functions, ``loss(predictions,
+    targets) -> (batch,)``, and carries ``task`` (a class attribute) and, for
+    the cross-entropies, ``from_logits``, so that ``Trainer(metrics=("accuracy",))``
+    picks the right accuracy without guessing. Objects are frozen dataclasses:
+    hashable, printable, equal when their settings are equal.
+
+    Unlike Keras, the cross-entropies default to ``from_logits=True``, as the
+    plain jaxdl functions do.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> bce = losses.BinaryCrossentropy(from_logits=False)
+        >>> bce(jnp.array([[0.5]]), jnp.array([1]))
+        Array([0.6931472], dtype=float32)
+        >>> losses.kind(bce)
+        LossKind(task='binary', from_logits=False)
+    """
+
+    task: ClassVar[Optional[str]] = None
+
+    def __post_init__(self):
+        value = getattr(self, "from_logits", False)
+        if not isinstance(value, bool):
+            raise TypeError(f"{type(self).__name__}: from_logits must be True (logits) or False "
+                            f"(probabilities), got {value!r}.")
+
+    def __call__(self, predictions, targets):
+        raise NotImplementedError(f"{type(self).__name__} must define __call__.")
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryCrossentropy(Loss):
+    """:func:`binary_crossentropy` as an object; ``task = "binary"``."""
+
+    from_logits: bool = True
+    task: ClassVar[str] = "binary"
+
+    def __call__(self, predictions, targets):
+        return binary_crossentropy(predictions, targets, from_logits=self.from_logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalCrossentropy(Loss):
+    """:func:`categorical_crossentropy` (one-hot targets) as an object; ``task = "categorical"``."""
+
+    from_logits: bool = True
+    task: ClassVar[str] = "categorical"
+
+    def __call__(self, predictions, targets):
+        return categorical_crossentropy(predictions, targets, from_logits=self.from_logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseCategoricalCrossentropy(Loss):
+    """:func:`sparse_categorical_crossentropy` (integer labels) as an object.
+
+    ``task = "sparse_categorical"``.
+    """
+
+    from_logits: bool = True
+    task: ClassVar[str] = "sparse_categorical"
+
+    def __call__(self, predictions, targets):
+        return sparse_categorical_crossentropy(predictions, targets,
+                                               from_logits=self.from_logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hinge(Loss):
+    """:func:`hinge` as an object: raw scores, labels in {-1, 1} or {0, 1}; ``task = "binary"``."""
+
+    task: ClassVar[str] = "binary"
+
+    def __call__(self, predictions, targets):
+        return hinge(predictions, targets)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanSquaredError(Loss):
+    """:func:`mean_squared_error` as an object; ``task = "regression"``."""
+
+    task: ClassVar[str] = "regression"
+
+    def __call__(self, predictions, targets):
+        return mean_squared_error(predictions, targets)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanAbsoluteError(Loss):
+    """:func:`mean_absolute_error` as an object; ``task = "regression"``."""
+
+    task: ClassVar[str] = "regression"
+
+    def __call__(self, predictions, targets):
+        return mean_absolute_error(predictions, targets)
+
+
+@dataclasses.dataclass(frozen=True)
+class Huber(Loss):
+    """:func:`huber` with threshold ``delta`` as an object; ``task = "regression"``."""
+
+    delta: float = 1.0
+    task: ClassVar[str] = "regression"
+
+    def __call__(self, predictions, targets):
+        return huber(predictions, targets, delta=self.delta)
+
+
+@dataclasses.dataclass(frozen=True)
+class KLDivergence(Loss):
+    """:func:`kl_divergence` (probabilities against probabilities) as an object.
+
+    Its task is ``None``: matching distributions is not a labelled task, so no
+    accuracy is implied; name the metric you want.
+    """
+
+    def __call__(self, predictions, targets):
+        return kl_divergence(predictions, targets)
+
+
+# The plain functions, recognized by identity (never by name): (function, task, from_logits).
+_PLAIN_KINDS = (
+    (binary_crossentropy, "binary", True),
+    (categorical_crossentropy, "categorical", True),
+    (sparse_categorical_crossentropy, "sparse_categorical", True),
+    (hinge, "binary", True),
+    (mean_squared_error, "regression", None),
+    (sum_squared_error, "regression", None),
+    (mean_absolute_error, "regression", None),
+    (huber, "regression", None),
+    (kl_divergence, None, None),
+)
+
+
+def kind(loss) -> LossKind:
+    """What ``loss`` declares: its task and whether it takes logits.
+
+    Recognized: :class:`Loss` objects (their ``task`` and ``from_logits``),
+    the plain functions of this module by identity (the cross-entropies take
+    logits by default), and ``functools.partial`` of them (a
+    ``from_logits=...`` keyword overrides the default). Anything else (a
+    lambda, a user function, a function named like a jaxdl loss) is
+    ``LossKind(None, None)``: unknown. The function's ``__name__`` is never used.
+
+    Example:
+        >>> import functools
+        >>> from jaxdl import losses
+        >>> losses.kind(functools.partial(losses.binary_crossentropy, from_logits=False))
+        LossKind(task='binary', from_logits=False)
+        >>> losses.kind(lambda p, y: losses.binary_crossentropy(p, y))
+        LossKind(task=None, from_logits=None)
+    """
+    if isinstance(loss, Loss):
+        return LossKind(loss.task, getattr(loss, "from_logits", None))
+    fn, keywords = loss, {}
+    while isinstance(fn, functools.partial):
+        keywords = {**fn.keywords, **keywords}
+        fn = fn.func
+    for plain, task, from_logits in _PLAIN_KINDS:
+        if fn is plain:
+            if from_logits is not None and "from_logits" in keywords:
+                from_logits = bool(keywords["from_logits"])
+            return LossKind(task, from_logits)
+    return LossKind(None, None)

@@ -141,3 +141,92 @@ def test_prelu_shared_axes(layer_contract):
     assert params["slope"].shape == (1, 1, 3)
     with pytest.raises(ValueError, match="shared_axes"):
         nn.PReLU(shared_axes=(0,)).init(jax.random.key(0), (4, 4, 3))
+
+
+# ------------------------------------------------ NaN propagation, kinks, gelu tails
+
+# Each activation next to jax.nn's version of it, the independent reference.
+JAX_NN = {
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "prelu": lambda x: jax.nn.leaky_relu(x, 0.25),
+    "elu": jax.nn.elu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "silu": jax.nn.silu,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "softplus": jax.nn.softplus,
+    "softmax": jax.nn.softmax,
+    "log_softmax": jax.nn.log_softmax,
+}
+OURS = {name: nn.ACTIVATIONS.get(name) for name in JAX_NN}
+OURS["prelu"] = lambda x: nn.prelu(x, jnp.asarray(0.25, x.dtype))
+LAYER_FORMS = {
+    "relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(), "elu": nn.ELU(), "gelu": nn.GELU(),
+    "silu": nn.SiLU(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "softmax": nn.Softmax(),
+    "linear": nn.Activation("linear"), "softplus": nn.Activation("softplus"),
+    "log_softmax": nn.Activation("log_softmax"),
+}
+ROW_WISE = {"softmax", "log_softmax"}
+
+
+def _apply_form(name, form, x):
+    if form == "function":
+        return OURS[name](x)
+    if name == "prelu":
+        layer = nn.PReLU()
+        params, state = layer.init(jax.random.key(0), x.shape[1:])
+        return layer.apply(params, state, x)[0]
+    return LAYER_FORMS[name].apply({}, {}, x)[0]
+
+
+@pytest.mark.parametrize("form", ["function", "layer"])
+@pytest.mark.parametrize("name", sorted(JAX_NN))
+def test_activation_propagates_nan_like_jax_nn(name, form):
+    x = jnp.array([[0.5, -1.0, 2.0, 0.0], [-2.0, jnp.nan, 0.0, 1.0]], jnp.float32)
+    got = np.asarray(_apply_form(name, form, x))
+    want = np.asarray(JAX_NN[name](x))
+    assert np.isnan(got[1, 1]), f"{name} ({form}) turned NaN into {got[1, 1]}"
+    if name in ROW_WISE:
+        assert np.isnan(got[1]).all(), f"{name} ({form}) left part of the NaN row finite"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(JAX_NN))
+def test_activation_gradient_at_kinks_matches_jax_nn(name):
+    # 0 is the kink of relu, leaky_relu, prelu and elu and the point where softplus
+    # once had slope 0; for the row-wise ones, equal logits (a tie for the max).
+    with jax.enable_x64(True):
+        x = jnp.array([[0.0, 0.0, 0.0], [-1.0, 0.0, 1.0], [1e-12, -1e-12, 0.0]], jnp.float64)
+        w = jnp.array([[0.3, -1.1, 2.0], [1.0, 0.5, -0.7], [0.2, 0.9, -0.4]], jnp.float64)
+
+        def grad_of(fn):
+            return np.asarray(jax.grad(lambda v: jnp.sum(w * fn(v)))(x))
+
+        np.testing.assert_allclose(grad_of(OURS[name]), grad_of(JAX_NN[name]),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_softplus_and_elu_slopes_at_zero_are_the_textbook_values():
+    assert float(jax.grad(nn.softplus)(0.0)) == pytest.approx(0.5, abs=1e-7)
+    assert float(jax.grad(nn.elu)(0.0)) == pytest.approx(1.0, abs=1e-7)
+
+
+def test_losses_use_the_nn_activations():
+    from jaxdl import losses
+
+    # binary cross-entropy from logits has slope sigmoid(z) - y: 0.5 - 1 at z = 0.
+    g = jax.grad(lambda z: losses.binary_crossentropy(z, jnp.ones((1, 1))).sum())
+    assert float(g(jnp.zeros((1, 1)))[0, 0]) == pytest.approx(-0.5, abs=1e-7)
+    assert losses.softplus is nn.softplus and losses.log_softmax is nn.log_softmax
+
+
+def test_gelu_exact_keeps_relative_precision_in_the_negative_tail():
+    xs = np.linspace(-10.0, -4.0, 61)
+    truth = np.array([v * math.erfc(-v / math.sqrt(2.0)) / 2.0 for v in xs])  # float64
+    got = np.asarray(nn.gelu(jnp.asarray(xs, jnp.float32)), np.float64)
+    np.testing.assert_allclose(got, truth, rtol=1e-5)
+    ref = np.asarray(jax.nn.gelu(jnp.asarray(xs, jnp.float32), approximate=False), np.float64)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)

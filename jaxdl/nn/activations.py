@@ -35,6 +35,7 @@ import dataclasses
 import math
 from typing import Callable, Optional, Sequence, Union
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -49,9 +50,14 @@ def linear(x: Array) -> Array:
 
 
 def relu(x: Array) -> Array:
-    """Rectified linear unit: ``max(x, 0)``. Its derivative at 0 is taken as 0."""
-    # where() rather than maximum(): maximum splits the gradient 0.5/0.5 at a tie.
-    return jnp.where(x > 0, x, jnp.zeros((), x.dtype))
+    """Rectified linear unit: ``max(x, 0)``. Its derivative at 0 is taken as 0.
+
+    NaN propagates (``relu(nan)`` is NaN, as in ``jax.nn.relu``), so a bad input
+    shows up in the loss instead of being silently zeroed.
+    """
+    # where() rather than maximum(): maximum splits the gradient 0.5/0.5 at a tie. The
+    # test is ``x <= 0`` so that NaN (for which every comparison is False) keeps x.
+    return jnp.where(x <= 0, jnp.zeros((), x.dtype), x)
 
 
 def leaky_relu(x: Array, negative_slope: float = 0.01) -> Array:
@@ -72,21 +78,29 @@ def prelu(x: Array, slope: Array) -> Array:
 
 
 def elu(x: Array, alpha: float = 1.0) -> Array:
-    """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` below."""
-    # expm1 of min(x, 0) keeps the unused branch finite, so gradients stay NaN-free.
-    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, jnp.zeros((), x.dtype))))
+    """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` below.
+
+    The derivative at 0 is 1 (as ``jax.nn.elu``'s); NaN propagates.
+    """
+    # The unused branch sees 0 instead of a large x, so exp never overflows and gradients
+    # stay NaN-free; where() rather than minimum() keeps the slope at 0 equal to alpha·1.
+    safe = jnp.where(x > 0, jnp.zeros((), x.dtype), x)
+    return jnp.where(x > 0, x, alpha * jnp.expm1(safe))
 
 
 def gelu(x: Array, approximate: bool = False) -> Array:
     """Gaussian error linear unit (Hendrycks & Gimpel, 2016): ``x * Φ(x)``.
 
-    Exact by default, like Keras and PyTorch; ``approximate=True`` uses the
-    tanh form ``0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))``.
+    Exact by default, like Keras and PyTorch, computed as ``x·erfc(-x/√2)/2``:
+    the textbook ``0.5·x·(1 + erf(x/√2))`` cancels for negative ``x`` (it is 0 in
+    float32 below x ≈ -5.9), while ``erfc`` keeps full relative precision.
+    ``approximate=True`` uses the tanh form
+    ``0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))``.
     """
     if approximate:
         c = math.sqrt(2.0 / math.pi)
         return 0.5 * x * (1.0 + jnp.tanh(c * (x + 0.044715 * x ** 3)))
-    return 0.5 * x * (1.0 + lax.erf(x / math.sqrt(2.0)))
+    return 0.5 * x * lax.erfc(-x / math.sqrt(2.0))
 
 
 def sigmoid(x: Array) -> Array:
@@ -104,9 +118,23 @@ def tanh(x: Array) -> Array:
     return jnp.tanh(x)
 
 
+@jax.custom_jvp
 def softplus(x: Array) -> Array:
-    """``log(1 + exp(x))``, computed stably as ``max(x, 0) + log1p(exp(-|x|))``."""
+    """``log(1 + exp(x))``, computed stably as ``max(x, 0) + log1p(exp(-|x|))``.
+
+    The derivative is set to ``sigmoid(x)`` explicitly: differentiating the
+    formula piece by piece gives the wrong slope at exactly 0 (the kinks of max
+    and |.| cancel in value but their subgradients do not), and 0 is where a
+    zero-initialized output layer starts. The binary cross-entropy from logits
+    uses this function.
+    """
     return jnp.maximum(x, jnp.zeros((), x.dtype)) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return softplus(x), sigmoid(x) * dx
 
 
 def softmax(x: Array, axis: int = -1) -> Array:
@@ -324,7 +352,8 @@ class PReLU(Layer):
         x = _checks.floating_input("PReLU", x, slope.dtype)
         expected = slope.shape
         got = x.shape[1:]
-        if len(got) != len(expected) or any(s != 1 and s != g for s, g in zip(expected, got)):
+        if len(got) != len(expected) or any(
+                s != 1 and s != g for s, g in zip(expected, got, strict=True)):
             raise ValueError(f"PReLU: its slope of shape {expected} was built for inputs of shape "
                              f"(batch, {', '.join(str(s) if s != 1 else '*' for s in expected)}) "
                              f"but received x of shape {tuple(x.shape)}. Re-init the layer with "
