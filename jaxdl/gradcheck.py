@@ -86,10 +86,11 @@ decades. That is why ``gradcheck`` always works in float64.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -225,7 +226,7 @@ class GradcheckReport:
         def fmt(line):
             cells = [
                 cell.rjust(w) if c in right else cell.ljust(w)
-                for c, (cell, w) in enumerate(zip(line, widths))
+                for c, (cell, w) in enumerate(zip(line, widths, strict=True))
             ]
             return "  ".join(cells).rstrip()
 
@@ -467,74 +468,115 @@ def gradcheck(
         )
 
     if raise_on_failure and not report.passed:
-        lines = [
-            f"gradcheck failed for {len(report.failures)} of {len(report.rows)} leaves "
-            f"(rtol={report.rtol:.1e}, atol={report.atol:.1e}):"
-        ]
-        for row in report.failures:
-            lines.append(
-                f"  {row.path}: abs err {row.max_abs_error:.3e}, "
-                f"rel err {row.max_rel_error:.3e} (worst: {row.worst})"
-            )
-        lines += ["", str(report)]
-        raise GradcheckError("\n".join(lines), report)
+        raise GradcheckError(_failure_message(report), report)
     return report
 
 
-def _run(f, args, *, eps, rtol, atol, num_directions, max_coords, argnums, mode, seed):
-    path_leaves, treedef = jax.tree_util.tree_flatten_with_path(tuple(args))
+# --------------------------------------------------------------------------
+# Step 1: the arguments
+# --------------------------------------------------------------------------
 
-    # Classify leaves: differentiated (float, selected), dynamic (arrays passed
-    # through jit), or static (Python objects closed over).
-    diff_idx, dyn_idx, static_vals = [], [], {}
-    diff_vals, dyn_vals, raw_paths, orig_dtypes = [], [], [], []
+
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """The leaves of ``args`` split into differentiated, dynamic and static ones.
+
+    Attributes:
+      treedef: the structure of ``tuple(args)``.
+      diff_idx: flat positions of the differentiated (floating, selected) leaves.
+      diff_vals: those leaves as float64 arrays.
+      dyn_idx: flat positions of the other array leaves (passed through ``jit``;
+        floating ones cast to float64).
+      dyn_vals: those leaves.
+      static_vals: flat position -> Python object closed over as a constant.
+      paths: readable path of each differentiated leaf (see :class:`LeafCheck`).
+      dtypes: each differentiated leaf's dtype as the caller gave it.
+    """
+
+    treedef: Any
+    diff_idx: tuple[int, ...]
+    diff_vals: tuple[Any, ...]
+    dyn_idx: tuple[int, ...]
+    dyn_vals: tuple[Any, ...]
+    static_vals: dict
+    paths: tuple[str, ...]
+    dtypes: tuple[str, ...]
+
+    def call(self, f, diff, dyn):
+        """``f(*args)`` with the differentiated and dynamic leaves replaced."""
+        leaves = [None] * self.treedef.num_leaves
+        for pos, v in zip(self.diff_idx, diff, strict=True):
+            leaves[pos] = v
+        for pos, v in zip(self.dyn_idx, dyn, strict=True):
+            leaves[pos] = v
+        for pos, v in self.static_vals.items():
+            leaves[pos] = v
+        return f(*jax.tree_util.tree_unflatten(self.treedef, leaves))
+
+
+def _leaf_names(raw_paths) -> tuple[str, ...]:
+    """'/'-joined names of ``(arg index, key path)`` pairs, ``args[i]``-prefixed if needed.
+
+    The prefix is added when leaves of several args are differentiated, or when
+    the arg is itself a bare array (an empty key path).
+    """
+    several = len({a for a, _ in raw_paths}) > 1
+    names = []
+    for arg_i, rest in raw_paths:
+        name = "/".join(_key_str(k) for k in rest)
+        if several or not name:
+            name = f"args[{arg_i}]" + (f"/{name}" if name else "")
+        names.append(name)
+    return tuple(names)
+
+
+def _split_args(args: tuple, argnums: tuple[int, ...]) -> _Split:
+    """Classify the leaves of ``args``; floating leaves of ``argnums`` are differentiated.
+
+    Raises:
+      ValueError: no floating leaf is selected.
+    """
+    path_leaves, treedef = jax.tree_util.tree_flatten_with_path(tuple(args))
+    diff_idx, diff_vals, raw_paths, dtypes = [], [], [], []
+    dyn_idx, dyn_vals, static_vals = [], [], {}
     for pos, (path, leaf) in enumerate(path_leaves):
         dtype = _leaf_dtype(leaf)
         is_float = dtype is not None and jnp.issubdtype(dtype, jnp.floating)
-        arg_i = path[0].idx
-        if is_float and arg_i in argnums:
+        is_array = isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+        if is_float and path[0].idx in argnums:
             diff_idx.append(pos)
             diff_vals.append(jnp.asarray(leaf, dtype=jnp.float64))
-            raw_paths.append((arg_i, path[1:]))
-            orig_dtypes.append(str(np.dtype(dtype)))
-        elif is_float and isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
-            dyn_idx.append(pos)  # non-differentiated float array: float64 too
+            raw_paths.append((path[0].idx, path[1:]))
+            dtypes.append(str(np.dtype(dtype)))
+        elif is_float and is_array:  # a float array that is not differentiated: float64 too
+            dyn_idx.append(pos)
             dyn_vals.append(jnp.asarray(leaf, dtype=jnp.float64))
         elif isinstance(leaf, (jax.Array, np.ndarray)):
             dyn_idx.append(pos)
             dyn_vals.append(leaf)
         else:
             static_vals[pos] = leaf
-
     if not diff_vals:
         raise ValueError(
             f"gradcheck: no floating-point leaves to differentiate in args {list(argnums)}; "
             "gradcheck needs at least one float array (integer and boolean leaves are "
             "never differentiated). Pass float params or change `argnums`."
         )
+    return _Split(treedef, tuple(diff_idx), tuple(diff_vals), tuple(dyn_idx), tuple(dyn_vals),
+                  static_vals, _leaf_names(raw_paths), tuple(dtypes))
 
-    diff_args = sorted({a for a, _ in raw_paths})
-    paths = []
-    for arg_i, rest in raw_paths:
-        name = "/".join(_key_str(k) for k in rest)
-        if len(diff_args) > 1 or not name:
-            name = f"args[{arg_i}]" + (f"/{name}" if name else "")
-        paths.append(name)
 
-    n_leaves = len(path_leaves)
+def _output_leaves(f, split: _Split) -> list:
+    """The shapes and dtypes of ``f``'s outputs, checked to be floating arrays.
 
-    def call_f(diff, dyn):
-        leaves = [None] * n_leaves
-        for pos, v in zip(diff_idx, diff):
-            leaves[pos] = v
-        for pos, v in zip(dyn_idx, dyn):
-            leaves[pos] = v
-        for pos, v in static_vals.items():
-            leaves[pos] = v
-        return f(*jax.tree_util.tree_unflatten(treedef, leaves))
-
+    Raises:
+      TypeError: an output is not floating-point.
+      ValueError: ``f`` returns no arrays, or (``TypePromotionError``) mixes the
+        float64 args with lower-precision arrays it closes over.
+    """
     try:
-        out_struct = jax.eval_shape(call_f, diff_vals, dyn_vals)
+        out_struct = jax.eval_shape(lambda d, y: split.call(f, d, y), split.diff_vals,
+                                    split.dyn_vals)
     except jax.dtypes.TypePromotionError as err:
         raise jax.dtypes.TypePromotionError(
             "gradcheck: f mixes float64 with a lower precision. gradcheck casts every "
@@ -556,46 +598,55 @@ def _run(f, args, *, eps, rtol, atol, num_directions, max_coords, argnums, mode,
         warnings.warn(
             f"gradcheck: `f` returned {', '.join(low)} although its inputs were cast to "
             "float64; something inside f casts down, so finite differences lose accuracy.",
-            stacklevel=3,
+            stacklevel=4,
         )
+    return out_leaves
 
-    rng = np.random.default_rng(seed)
-    scalar_out = len(out_leaves) == 1 and out_leaves[0].shape == ()
-    if scalar_out:
-        cot = []
-    else:
-        cot = [jnp.asarray(rng.standard_normal(o.shape)) for o in out_leaves]
 
-    def F_terms(diff, dyn, cot):
-        outs = [o.astype(jnp.float64) for o in jax.tree_util.tree_leaves(call_f(diff, dyn))]
-        if not cot:
-            return outs[0], jnp.abs(outs[0])
-        terms = [jnp.sum(r * o) for r, o in zip(cot, outs)]
-        mags = [jnp.sum(jnp.abs(r * o)) for r, o in zip(cot, outs)]
-        return sum(terms), sum(mags)
+def _cotangents(out_leaves, rng: np.random.Generator) -> list:
+    """The fixed random ``r`` of ``F = <r, y>``; empty for a single scalar output."""
+    if len(out_leaves) == 1 and out_leaves[0].shape == ():
+        return []
+    return [jnp.asarray(rng.standard_normal(o.shape)) for o in out_leaves]
 
-    def F(diff, dyn, cot):
-        return F_terms(diff, dyn, cot)[0]
 
-    # One compilation for F, its magnitude and (reverse mode) the gradient.
+def _scalar_and_scale(outputs, cot):
+    """``F`` and the magnitude ``S`` of its terms from ``f``'s outputs and the cotangents.
+
+    ``F = outputs[0]`` and ``S = |F|`` when ``cot`` is empty (a scalar output);
+    otherwise ``F = Σ<r, y>`` and ``S = Σ|r·y|`` over the output leaves.
+    """
+    outs = [o.astype(jnp.float64) for o in jax.tree_util.tree_leaves(outputs)]
+    if not cot:
+        return outs[0], jnp.abs(outs[0])
+    terms = [jnp.sum(r * o) for r, o in zip(cot, outs, strict=True)]
+    mags = [jnp.sum(jnp.abs(r * o)) for r, o in zip(cot, outs, strict=True)]
+    return sum(terms), sum(mags)
+
+
+def _value_and_grads(F_terms, split: _Split, cot, mode: str):
+    """``F``, its scale ``S`` and (reverse mode) the gradient of every leaf, in one jit.
+
+    Raises:
+      ValueError: ``F`` is not finite, or a leaf's gradient is not finite.
+    """
     grads = None
     if mode == "rev":
-
         def value_and_grad(diff, dyn, cot):
             (val, mag), g = jax.value_and_grad(F_terms, has_aux=True)(diff, dyn, cot)
             return val, mag, g
 
-        val, mag, g = jax.jit(value_and_grad)(diff_vals, dyn_vals, cot)
+        val, mag, g = jax.jit(value_and_grad)(split.diff_vals, split.dyn_vals, cot)
         grads = [np.asarray(leaf) for leaf in g]
     else:
-        val, mag = jax.jit(F_terms)(diff_vals, dyn_vals, cot)
+        val, mag = jax.jit(F_terms)(split.diff_vals, split.dyn_vals, cot)
     value, value_scale = float(val), float(mag)
     if not (math.isfinite(value) and math.isfinite(value_scale)):
         raise ValueError(
             f"gradcheck: f is not finite at the given args (F = {value}); gradcheck needs "
             "a point where f and its derivative are finite."
         )
-    for path, g in zip(paths, grads or ()):
+    for path, g in zip(split.paths, grads, strict=True) if grads is not None else ():
         bad = int(np.size(g) - np.count_nonzero(np.isfinite(g)))
         if bad:
             raise ValueError(
@@ -603,149 +654,397 @@ def _run(f, args, *, eps, rtol, atol, num_directions, max_coords, argnums, mode,
                 f"value(s) (nan/inf) at the given args while F = {value:.6g} is finite; "
                 "fix the backward pass or check at a point where f is differentiable."
             )
+    return value, value_scale, grads
+
+
+# --------------------------------------------------------------------------
+# Step 2: the probes
+# --------------------------------------------------------------------------
+
+
+class Probes(NamedTuple):
+    """The ``k`` probes of one leaf.
+
+    Attributes:
+      kinds: what each probe is (``"random direction"``, ``"gradient
+        direction"``, ``"coordinate (i, j)"``).
+      step: the finite-difference step ``h``.
+      points: ``(2k, *leaf.shape)``: the ``k`` points ``θ + h d`` then the
+        ``k`` points ``θ − h d``.
+      directions: ``(k, *leaf.shape)``: the directions actually probed,
+        ``(θ₊ − θ₋) / 2h``.
+    """
+
+    kinds: tuple[str, ...]
+    step: float
+    points: np.ndarray
+    directions: np.ndarray
+
+
+def probe_directions(theta: np.ndarray, grad: np.ndarray | None, num_directions: int,
+                     max_coords: int, rng: np.random.Generator
+                     ) -> tuple[list[str], list[np.ndarray]]:
+    """The probe kinds and unit directions of one leaf (method step 3 a-c).
+
+    Args:
+      theta: the leaf, any shape ``s``.
+      grad: its autodiff gradient (shape ``s``) in reverse mode, else ``None``.
+      num_directions: how many random unit directions to draw from ``rng``.
+      max_coords: leaves with at most this many elements also get every
+        coordinate direction ``e_i``.
+      rng: the generator of the random directions.
+
+    Returns:
+      ``(kinds, dirs)``: ``num_directions`` random directions, then
+      ``grad / ||grad||`` when ``grad`` is given and non-zero, then the
+      coordinates; each a unit array of shape ``s``. Both empty for an empty
+      leaf.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxdl.gradcheck import probe_directions
+      >>> kinds, dirs = probe_directions(np.zeros(2), np.array([3.0, 4.0]), 0, 2,
+      ...                                np.random.default_rng(0))
+      >>> kinds
+      ['gradient direction', 'coordinate 0', 'coordinate 1']
+      >>> dirs[0].tolist()
+      [0.6, 0.8]
+    """
+    n = theta.size
+    kinds, dirs = [], []
+    for _ in range(num_directions if n else 0):
+        v = rng.standard_normal(theta.shape)
+        dirs.append(v / np.linalg.norm(v))
+        kinds.append("random direction")
+    if grad is not None and n:
+        gnorm = float(np.linalg.norm(grad))
+        if gnorm > 0:
+            dirs.append(grad / gnorm)
+            kinds.append("gradient direction")
+    if 0 < n <= max_coords:
+        eye = np.eye(n).reshape((n, *theta.shape))
+        for i in range(n):
+            dirs.append(eye[i])
+            where = tuple(int(c) for c in np.unravel_index(i, theta.shape))
+            kinds.append(f"coordinate {where[0] if len(where) == 1 else where}")
+    return kinds, dirs
+
+
+def probe_step(theta: np.ndarray, eps: float) -> float:
+    """The finite-difference step ``h = eps · max(1, rms(θ))`` of one leaf.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxdl.gradcheck import probe_step
+      >>> probe_step(np.array([2.0, -2.0]), 1e-6), probe_step(np.array([0.5]), 1e-6)
+      (2e-06, 1e-06)
+    """
+    rms = float(np.sqrt(np.mean(theta**2))) if theta.size else 0.0
+    return eps * max(1.0, rms)
+
+
+def make_probes(theta: np.ndarray, kinds: Sequence[str], dirs: Sequence[np.ndarray],
+                step: float) -> Probes | None:
+    """The perturbed points ``θ ± h d`` of one leaf and the directions they really probe.
+
+    Args:
+      theta: the leaf (float64), shape ``s``.
+      kinds: one description per direction.
+      dirs: the ``k`` directions, each of shape ``s``.
+      step: the step ``h``.
+
+    Returns:
+      A :class:`Probes`, or ``None`` when ``dirs`` is empty (an empty leaf).
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxdl.gradcheck import make_probes
+      >>> p = make_probes(np.array([1.0, 2.0]), ["coordinate 1"], [np.array([0.0, 1.0])], 0.5)
+      >>> p.points.tolist(), p.directions.tolist()
+      ([[1.0, 2.5], [1.0, 1.5]], [[0.0, 1.0]])
+    """
+    if not dirs:
+        return None
+    V = np.stack(dirs)
+    plus, minus = theta + step * V, theta - step * V
+    return Probes(tuple(kinds), step, np.concatenate([plus, minus]),
+                  (plus - minus) / (2 * step))
+
+
+def _all_probes(split: _Split, grads, *, eps, num_directions, max_coords, mode, rng):
+    """The :class:`Probes` of every differentiated leaf (``None`` for empty leaves).
+
+    Raises:
+      ValueError: a non-empty leaf would get no probe at all.
+    """
+    probes = []
+    for j, theta in enumerate(np.asarray(t) for t in split.diff_vals):
+        grad = None if grads is None else grads[j]
+        kinds, dirs = probe_directions(theta, grad, num_directions, max_coords, rng)
+        if theta.size and not dirs:
+            raise ValueError(
+                f"gradcheck: leaf '{split.paths[j]}' ({theta.size} elements) would get no "
+                f"checks with num_directions={num_directions}, max_coords={max_coords} in "
+                f"mode {mode!r}; raise `num_directions`."
+            )
+        probes.append(make_probes(theta, kinds, dirs, probe_step(theta, eps)))
+    return probes
+
+
+# --------------------------------------------------------------------------
+# Step 3: finite differences (and forward-mode derivatives)
+# --------------------------------------------------------------------------
+
+
+def _evaluate(F, diff, dyn, cot, points, tangents):
+    """``F`` at every perturbed point, and the jvps along ``tangents`` (or ``None``).
+
+    ``F(diff, dyn, cot)`` is evaluated with leaf ``j`` replaced by each row of
+    ``points[j]``, all others held fixed, as one ``vmap`` per leaf. Leaves
+    whose ``points`` are ``None`` get ``None``. Meant to run inside one ``jit``.
+    """
+    fvals, jvps = [], []
+    for j, pts in enumerate(points):
+        if pts is None:
+            fvals.append(None)
+            jvps.append(None)
+            continue
+
+        def of_leaf(x, j=j):
+            return F([x if i == j else d for i, d in enumerate(diff)], dyn, cot)
+
+        fvals.append(jax.vmap(of_leaf)(pts))
+        if tangents is None:
+            jvps.append(None)
+        else:
+            jvps.append(jax.vmap(lambda t, j=j, f=of_leaf: jax.jvp(f, (diff[j],), (t,))[1])(
+                tangents[j]))
+    return fvals, jvps
+
+
+def central_differences(fvals, step: float) -> np.ndarray:
+    """Central differences ``(F(θ + h d) − F(θ − h d)) / 2h`` of ``k`` probes.
+
+    Args:
+      fvals: the ``2k`` values of ``F`` at :attr:`Probes.points`: the ``k``
+        values at ``θ + h d`` first, then the ``k`` values at ``θ − h d``.
+      step: the step ``h``.
+
+    Returns:
+      The ``k`` finite differences, a float64 array.
+
+    Example:
+      >>> from jaxdl.gradcheck import central_differences
+      >>> central_differences([5.0, 1.0, 3.0, 1.0], 0.5)  # F(θ±hd) = 5, 3 and 1, 1
+      array([2., 0.])
+    """
+    fvals = np.asarray(fvals)
+    k = fvals.shape[0] // 2
+    return (fvals[:k] - fvals[k:]) / (2 * step)
+
+
+def autodiff_along(grad: np.ndarray, probes: Probes) -> tuple[np.ndarray, np.ndarray]:
+    """Reverse mode: the autodiff derivative ``<g, d>`` of each probe and its scale.
+
+    Args:
+      grad: the leaf's autodiff gradient ``g``.
+      probes: the leaf's :class:`Probes`.
+
+    Returns:
+      ``(ad, scale)``, one entry per probe: ``<g, d>``, and (method step 4)
+      ``||g||·||d||`` for directions or ``|g_i|·||d||`` for coordinates.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxdl.gradcheck import autodiff_along, make_probes
+      >>> p = make_probes(np.zeros(2), ["random direction", "coordinate 0"],
+      ...                 [np.array([0.6, 0.8]), np.array([1.0, 0.0])], 1e-6)
+      >>> ad, scale = autodiff_along(np.array([3.0, -4.0]), p)
+      >>> np.round(ad, 6).tolist(), np.round(scale, 6).tolist()
+      ([-1.4, 3.0], [5.0, 3.0])
+    """
+    k = len(probes.kinds)
+    Dflat = probes.directions.reshape(k, -1)
+    gflat = grad.reshape(-1)
+    dnorm = np.linalg.norm(Dflat, axis=1)
+    dir_scale = np.linalg.norm(gflat) * dnorm
+    coord_scale = np.sqrt(((Dflat != 0) * gflat[None, :] ** 2).sum(1)) * dnorm
+    is_coord = np.array([kind.startswith("coordinate") for kind in probes.kinds])
+    return Dflat @ gflat, np.where(is_coord, coord_scale, dir_scale)
+
+
+# --------------------------------------------------------------------------
+# Step 4: scoring
+# --------------------------------------------------------------------------
+
+
+class ProbeScore(NamedTuple):
+    """The comparison of one leaf's probes (arrays have one entry per probe).
+
+    Attributes:
+      err: ``|ad − fd|`` (``inf`` where ``fd`` is not finite).
+      rel: ``err / max(scale, tiny)``.
+      ratio: ``err / (atol + rtol · scale)``; a probe passes when it is <= 1.
+      passed: whether every probe passed.
+      worst: index of the probe with the largest ``ratio``.
+    """
+
+    err: np.ndarray
+    rel: np.ndarray
+    ratio: np.ndarray
+    passed: bool
+    worst: int
+
+
+def score_probes(ad, fd, ad_scale, *, atol: float, rtol: float, tiny: float) -> ProbeScore:
+    """Compare autodiff values ``ad`` with finite differences ``fd`` (method step 4).
+
+    With ``scale = max(ad_scale, |fd|)`` a probe fails when
+    ``|ad − fd| > atol + rtol · scale``; its relative error is
+    ``|ad − fd| / max(scale, tiny)``. A non-finite ``fd`` fails with infinite
+    errors.
+
+    Args:
+      ad: autodiff derivatives, one per probe.
+      fd: finite differences, one per probe.
+      ad_scale: the autodiff scale of each probe (see :func:`autodiff_along`).
+      atol: absolute tolerance.
+      rtol: relative tolerance.
+      tiny: floor of the relative error's denominator (``atol / rtol``).
+
+    Returns:
+      A :class:`ProbeScore`.
+
+    Example:
+      >>> from jaxdl.gradcheck import score_probes
+      >>> s = score_probes([1.0, 2.0], [1.0, 2.002], [1.0, 2.0], atol=0.0, rtol=1e-4,
+      ...                  tiny=0.0)
+      >>> s.passed, s.worst, round(float(s.rel[1]), 6)
+      (False, 1, 0.000999)
+    """
+    ad, fd = np.asarray(ad, np.float64), np.asarray(fd, np.float64)
+    err = np.abs(ad - fd)
+    scale = np.maximum(ad_scale, np.abs(fd))
+    tol = atol + rtol * scale
+    finite = np.isfinite(fd)
+    err = np.where(finite, err, np.inf)
+    rel = np.where(finite, err / np.maximum(scale, tiny), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(err == 0, 0.0, err / tol)
+    ratio = np.where(finite, ratio, np.inf)
+    return ProbeScore(err, rel, ratio, bool(np.all(err <= tol)), int(np.argmax(ratio)))
+
+
+def _tiny(atol: float, rtol: float) -> float:
+    """The floor below which a derivative counts as zero in relative errors."""
+    return max(atol / rtol if rtol > 0 else 0.0, float(np.finfo(np.float64).tiny))
+
+
+# --------------------------------------------------------------------------
+# Step 5: the report
+# --------------------------------------------------------------------------
+
+
+def _leaf_row(path: str, theta, dtype: str, probes: Probes | None, ad, fd,
+              score: ProbeScore | None, eps: float) -> LeafCheck:
+    """The :class:`LeafCheck` of one leaf (an empty leaf passes with no checks)."""
+    shape = tuple(int(s) for s in np.shape(theta))
+    if probes is None:
+        return LeafCheck(path, shape, dtype, eps * 1.0, 0, 0.0, 0.0, 0.0, True, "no elements")
+    w, kind = score.worst, probes.kinds[score.worst]
+    if np.isfinite(fd[w]):
+        worst = f"{kind}: autodiff {ad[w]:.10g}, finite difference {fd[w]:.10g}"
+    else:
+        worst = (f"{kind}: finite difference is not finite (F is nan/inf within "
+                 f"step {probes.step:.1e} of the point); try a smaller `eps`")
+    return LeafCheck(path=path, shape=shape, dtype=dtype, step=float(probes.step),
+                     num_checks=len(probes.kinds), max_abs_error=float(score.err.max()),
+                     max_rel_error=float(score.rel.max()),
+                     error_ratio=float(score.ratio.max()), passed=score.passed, worst=worst)
+
+
+def _failure_message(report: GradcheckReport) -> str:
+    """The :class:`GradcheckError` message: one line per failing leaf, then the table."""
+    lines = [
+        f"gradcheck failed for {len(report.failures)} of {len(report.rows)} leaves "
+        f"(rtol={report.rtol:.1e}, atol={report.atol:.1e}):"
+    ]
+    for row in report.failures:
+        lines.append(
+            f"  {row.path}: abs err {row.max_abs_error:.3e}, "
+            f"rel err {row.max_rel_error:.3e} (worst: {row.worst})"
+        )
+    lines += ["", str(report)]
+    return "\n".join(lines)
+
+
+def _rows(split: _Split, probes, grads, fvals, jvps, *, value, eps, atol, rtol, mode):
+    """Score every leaf's probes and build its :class:`LeafCheck`.
+
+    Raises:
+      ValueError: (forward mode) a leaf's jvp is not finite.
+    """
+    rows, tiny = [], _tiny(atol, rtol)
+    for j, p in enumerate(probes):
+        ad = fd = score = None
+        if p is not None:
+            fd = central_differences(fvals[j], p.step)
+            if mode == "rev":
+                ad, ad_scale = autodiff_along(grads[j], p)
+            else:
+                ad = np.asarray(jvps[j])
+                if not np.all(np.isfinite(ad)):
+                    raise ValueError(
+                        f"gradcheck: the forward-mode derivative (jvp) of leaf "
+                        f"'{split.paths[j]}' is not finite at the given args while "
+                        f"F = {value:.6g} is finite; fix the jvp rule or check at a point "
+                        "where f is differentiable."
+                    )
+                ad_scale = np.abs(ad)
+            score = score_probes(ad, fd, ad_scale, atol=atol, rtol=rtol, tiny=tiny)
+        rows.append(_leaf_row(split.paths[j], split.diff_vals[j], split.dtypes[j], p, ad, fd,
+                              score, eps))
+    return tuple(rows)
+
+
+# --------------------------------------------------------------------------
+# The method, step by step
+# --------------------------------------------------------------------------
+
+
+def _run(f, args, *, eps, rtol, atol, num_directions, max_coords, argnums, mode, seed):
+    """Run the check of the module docstring on validated settings, in float64.
+
+    Steps: split ``args`` (1), ``F`` and its gradient (1-2), probes (3),
+    finite differences in one ``jit`` (3), scoring and the report (4).
+
+    Returns:
+      The :class:`GradcheckReport` (never raises on a failing leaf).
+    """
+    split = _split_args(args, argnums)
+    rng = np.random.default_rng(seed)
+    cot = _cotangents(_output_leaves(f, split), rng)
+
+    def F_terms(diff, dyn, cot):
+        return _scalar_and_scale(split.call(f, diff, dyn), cot)
+
+    def F(diff, dyn, cot):
+        return F_terms(diff, dyn, cot)[0]
+
+    value, value_scale, grads = _value_and_grads(F_terms, split, cot, mode)
     if atol is None:
         atol = DEFAULT_ATOL_FACTOR * max(1.0, value_scale)
-    tiny = max(atol / rtol if rtol > 0 else 0.0, float(np.finfo(np.float64).tiny))
-
-    # The probes of every leaf, built on the host in float64.
-    thetas = [np.asarray(t) for t in diff_vals]
-    probes = []  # per leaf: (kinds, step, plus, minus, D) or None when empty
-    for j, theta in enumerate(thetas):
-        n = theta.size
-        kinds, dirs = [], []
-        for _ in range(num_directions if n else 0):
-            v = rng.standard_normal(theta.shape)
-            dirs.append(v / np.linalg.norm(v))
-            kinds.append("random direction")
-        if grads is not None and n:
-            gnorm = float(np.linalg.norm(grads[j]))
-            if gnorm > 0:
-                dirs.append(grads[j] / gnorm)
-                kinds.append("gradient direction")
-        if 0 < n <= max_coords:
-            eye = np.eye(n).reshape((n, *theta.shape))
-            for i in range(n):
-                dirs.append(eye[i])
-                where = tuple(int(c) for c in np.unravel_index(i, theta.shape))
-                kinds.append(f"coordinate {where[0] if len(where) == 1 else where}")
-        if n and not dirs:
-            raise ValueError(
-                f"gradcheck: leaf '{paths[j]}' ({n} elements) would get no checks with "
-                f"num_directions={num_directions}, max_coords={max_coords} in mode "
-                f"{mode!r}; raise `num_directions`."
-            )
-        rms = float(np.sqrt(np.mean(theta**2))) if n else 0.0
-        step = eps * max(1.0, rms)
-        if not dirs:
-            probes.append(None)
-            continue
-        V = np.stack(dirs)
-        plus, minus = theta + step * V, theta - step * V
-        D = (plus - minus) / (2 * step)  # the direction actually probed
-        probes.append((kinds, step, plus, minus, D))
-
-    def evaluate(diff, dyn, cot, points, tangents):
-        """F at every perturbed point (and jvps along `tangents`), all leaves at once."""
-        fvals, jvps = [], []
-        for j, pts in enumerate(points):
-            if pts is None:
-                fvals.append(None)
-                jvps.append(None)
-                continue
-
-            def of_leaf(x, j=j):
-                return F([x if i == j else d for i, d in enumerate(diff)], dyn, cot)
-
-            fvals.append(jax.vmap(of_leaf)(pts))
-            if tangents is None:
-                jvps.append(None)
-            else:
-                jvps.append(
-                    jax.vmap(lambda t, j=j, f=of_leaf: jax.jvp(f, (diff[j],), (t,))[1])(
-                        tangents[j]
-                    )
-                )
-        return fvals, jvps
-
-    points = [
-        None if p is None else jnp.asarray(np.concatenate([p[2], p[3]])) for p in probes
-    ]
+    probes = _all_probes(split, grads, eps=eps, num_directions=num_directions,
+                         max_coords=max_coords, mode=mode, rng=rng)
+    points = [None if p is None else jnp.asarray(p.points) for p in probes]
     tangents = None
     if mode == "fwd":
-        tangents = [None if p is None else jnp.asarray(p[4]) for p in probes]
-    all_fvals, all_jvps = jax.jit(evaluate)(diff_vals, dyn_vals, cot, points, tangents)
-
-    rows = []
-    for j, theta in enumerate(thetas):
-        if probes[j] is None:
-            rows.append(LeafCheck(paths[j], tuple(theta.shape), orig_dtypes[j],
-                                  eps * 1.0, 0, 0.0, 0.0, 0.0, True, "no elements"))
-            continue
-        kinds, step, _, _, D = probes[j]
-        k = len(kinds)
-        fvals = np.asarray(all_fvals[j])
-        fd = (fvals[:k] - fvals[k:]) / (2 * step)
-        Dflat = D.reshape(k, -1)
-        is_coord = np.array([kind.startswith("coordinate") for kind in kinds])
-        if mode == "rev":
-            gflat = grads[j].reshape(-1)
-            ad = Dflat @ gflat
-            dnorm = np.linalg.norm(Dflat, axis=1)
-            dir_scale = np.linalg.norm(gflat) * dnorm
-            coord_scale = np.sqrt(((Dflat != 0) * gflat[None, :] ** 2).sum(1)) * dnorm
-            ad_scale = np.where(is_coord, coord_scale, dir_scale)
-        else:
-            ad = np.asarray(all_jvps[j])
-            if not np.all(np.isfinite(ad)):
-                raise ValueError(
-                    f"gradcheck: the forward-mode derivative (jvp) of leaf '{paths[j]}' is "
-                    f"not finite at the given args while F = {value:.6g} is finite; fix the "
-                    "jvp rule or check at a point where f is differentiable."
-                )
-            ad_scale = np.abs(ad)
-        err = np.abs(ad - fd)
-        scale = np.maximum(ad_scale, np.abs(fd))
-        tol = atol + rtol * scale
-        finite = np.isfinite(fd)
-        err = np.where(finite, err, np.inf)
-        rel = err / np.maximum(scale, tiny)
-        rel = np.where(finite, rel, np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(err == 0, 0.0, err / tol)
-        ratio = np.where(finite, ratio, np.inf)
-        passed = bool(np.all(err <= tol))
-        w = int(np.argmax(ratio))
-        if finite[w]:
-            worst = f"{kinds[w]}: autodiff {ad[w]:.10g}, finite difference {fd[w]:.10g}"
-        else:
-            worst = (
-                f"{kinds[w]}: finite difference is not finite (F is nan/inf within "
-                f"step {step:.1e} of the point); try a smaller `eps`"
-            )
-        rows.append(
-            LeafCheck(
-                path=paths[j],
-                shape=tuple(int(s) for s in theta.shape),
-                dtype=orig_dtypes[j],
-                step=float(step),
-                num_checks=k,
-                max_abs_error=float(err.max()),
-                max_rel_error=float(rel.max()),
-                error_ratio=float(ratio.max()),
-                passed=passed,
-                worst=worst,
-            )
-        )
-
-    return GradcheckReport(
-        rows=tuple(rows),
-        mode=mode,
-        eps=float(eps),
-        rtol=float(rtol),
-        atol=float(atol),
-        num_directions=num_directions,
-        max_coords=max_coords,
-        seed=seed,
-        value=value,
-        value_scale=value_scale,
-    )
+        tangents = [None if p is None else jnp.asarray(p.directions) for p in probes]
+    fvals, jvps = jax.jit(functools.partial(_evaluate, F))(split.diff_vals, split.dyn_vals, cot,
+                                                          points, tangents)
+    rows = _rows(split, probes, grads, fvals, jvps, value=value, eps=eps, atol=atol, rtol=rtol,
+                 mode=mode)
+    return GradcheckReport(rows=rows, mode=mode, eps=float(eps), rtol=float(rtol),
+                           atol=float(atol), num_directions=num_directions,
+                           max_coords=max_coords, seed=seed, value=value,
+                           value_scale=value_scale)

@@ -10,7 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdl.gradcheck import GradcheckError, GradcheckReport, LeafCheck, gradcheck
+from jaxdl.gradcheck import (
+    GradcheckError,
+    GradcheckReport,
+    LeafCheck,
+    autodiff_along,
+    central_differences,
+    gradcheck,
+    make_probes,
+    probe_directions,
+    probe_step,
+    score_probes,
+)
 
 MLP_PATHS = ["dense_0/bias", "dense_0/kernel", "dense_1/bias", "dense_1/kernel"]
 
@@ -408,3 +419,88 @@ def test_example_catches_its_bug(capsys):
     out = capsys.readouterr().out
     assert "PASS: 4 leaves" in out
     assert "leaves that failed: ['dense_1/kernel']" in out
+
+
+# ---------------------------------------------------------------- the method's steps, alone
+
+
+def test_probe_directions_order_kinds_and_unit_norm():
+    theta = np.zeros((2, 3))
+    grad = np.arange(6.0).reshape(2, 3)
+    kinds, dirs = probe_directions(theta, grad, 2, 6, np.random.default_rng(0))
+    assert kinds[:3] == ["random direction", "random direction", "gradient direction"]
+    assert kinds[3:] == [f"coordinate {(i, j)}" for i in range(2) for j in range(3)]
+    np.testing.assert_allclose([np.linalg.norm(d) for d in dirs], 1.0, rtol=1e-15)
+    np.testing.assert_allclose(dirs[2], grad / np.sqrt(55.0), rtol=1e-15)  # 0+1+4+9+16+25
+    np.testing.assert_array_equal(dirs[3 + 4], [[0, 0, 0], [0, 1, 0]])  # coordinate (1, 1)
+    # Too many elements for coordinates, a zero gradient, an empty leaf:
+    assert probe_directions(theta, grad, 1, 5, np.random.default_rng(0))[0] == [
+        "random direction", "gradient direction"]
+    assert probe_directions(theta, 0 * grad, 0, 0, np.random.default_rng(0)) == ([], [])
+    assert probe_directions(np.zeros((0, 3)), None, 3, 32, np.random.default_rng(0)) == ([], [])
+
+
+def test_probe_step_and_points_by_hand():
+    assert probe_step(np.array([0.1, -0.2]), 1e-6) == 1e-6  # rms < 1: h = eps
+    assert probe_step(np.full((2, 2), -4.0), 1e-6) == pytest.approx(4e-6, rel=1e-15)
+    theta = np.array([[1.0, 2.0], [3.0, 4.0]])
+    d = np.array([[0.6, 0.0], [0.0, -0.8]])
+    p = make_probes(theta, ["random direction"], [d], 0.5)
+    np.testing.assert_array_equal(p.points[0], [[1.3, 2.0], [3.0, 3.6]])
+    np.testing.assert_array_equal(p.points[1], [[0.7, 2.0], [3.0, 4.4]])
+    np.testing.assert_allclose(p.directions[0], d, rtol=1e-14)
+    assert (p.kinds, p.step) == (("random direction",), 0.5)
+    assert make_probes(np.zeros(0), [], [], 1e-6) is None
+
+
+def test_probe_direction_is_reread_from_the_rounded_points():
+    theta = np.array([1e8])  # theta ± 1e-6 rounds to a multiple of 2**-26 ≈ 1.5e-8
+    p = make_probes(theta, ["coordinate 0"], [np.array([1.0])], 1e-6)
+    plus, minus = p.points
+    assert p.directions[0, 0] == (plus[0] - minus[0]) / 2e-6
+    assert p.directions[0, 0] != 1.0
+
+
+def test_central_differences_are_exact_on_a_quadratic():
+    # F(θ) = ½ θᵀAθ + bᵀθ: central differences have no truncation error on a quadratic,
+    # so even a large step matches ∇F·d = (Aθ + b)·d to rounding.
+    rng = np.random.default_rng(1)
+    m = rng.standard_normal((6, 6))
+    a, b = m + m.T, rng.standard_normal(6)
+    theta = rng.standard_normal((2, 3))
+
+    def F(t):
+        t = t.reshape(-1)
+        return 0.5 * t @ a @ t + b @ t
+
+    grad = (a @ theta.reshape(-1) + b).reshape(2, 3)
+    kinds, dirs = probe_directions(theta, grad, 3, 6, rng)
+    p = make_probes(theta, kinds, dirs, 0.1)
+    fd = central_differences([F(x) for x in p.points], p.step)
+    expected = p.directions.reshape(len(kinds), -1) @ grad.reshape(-1)
+    assert fd.shape == (10,)
+    np.testing.assert_allclose(fd, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_autodiff_along_values_and_scales_by_hand():
+    p = make_probes(np.zeros(2), ["random direction", "coordinate 1"],
+                    [np.array([0.6, 0.8]), np.array([0.0, 1.0])], 1e-6)
+    ad, scale = autodiff_along(np.array([3.0, -4.0]), p)
+    np.testing.assert_allclose(ad, [0.6 * 3 - 0.8 * 4, -4.0], rtol=1e-9)
+    np.testing.assert_allclose(scale, [5.0, 4.0], rtol=1e-9)  # ||g||·||d||, |g_1|·||d||
+
+
+def test_score_probes_on_hand_worked_numbers():
+    s = score_probes([1.0, 2.0, 0.0, 3.0], [1.0, 2.002, 1e-13, np.nan], [1.0, 2.0, 0.0, 3.0],
+                     atol=1e-8, rtol=1e-4, tiny=1e-4)
+    # probe 1: |ad - fd| = 0.002, scale = max(2, 2.002), tol = 1e-8 + 1e-4 * 2.002
+    np.testing.assert_allclose(s.err[:3], [0.0, 0.002, 1e-13], rtol=1e-9, atol=1e-20)
+    np.testing.assert_allclose(s.rel[:3], [0.0, 0.002 / 2.002, 1e-13 / 1e-4], rtol=1e-9)
+    np.testing.assert_allclose(s.ratio[:3], [0.0, 0.002 / 2.0021e-4, 1e-13 / (1e-8 + 1e-17)],
+                               rtol=1e-9)
+    # probe 3: a non-finite finite difference fails with infinite errors and is the worst
+    assert np.isinf(s.err[3]) and np.isinf(s.rel[3]) and np.isinf(s.ratio[3])
+    assert (s.passed, s.worst) == (False, 3)
+    ok = score_probes([1.0, -2.0], [1.00005, -2.0], [1.0, 2.0], atol=1e-8, rtol=1e-4, tiny=1e-4)
+    assert ok.passed and ok.worst == 0
+    np.testing.assert_allclose(ok.ratio[0], 5e-5 / (1e-8 + 1e-4 * 1.00005), rtol=1e-6)
