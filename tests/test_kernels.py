@@ -1,5 +1,6 @@
 """jaxdl.kernels against plain numpy loops and the course's worked examples."""
 
+import functools
 import itertools
 import math
 
@@ -7,100 +8,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import (
+    ACTIVATION_7x7,
+    BINARY_9x9,
+    FEATURE_MAP_5x5,
+    conv2d_reference,
+    conv2d_transpose_reference,
+    pool_reference,
+)
 
 from jaxdl import kernels
 
 RNG = np.random.default_rng(0)
-
-
-# ------------------------------------------------------------------------- references
-
-def _ref_pads(size, eff, stride, padding):
-    """Pads along one axis, computed independently of jaxdl (TF "same" rule)."""
-    if padding == "valid":
-        return 0, 0
-    if padding == "same":
-        out = math.ceil(size / stride)
-        total = max((out - 1) * stride + eff - size, 0)
-        return total // 2, total - total // 2
-    return padding
-
-
-def _ref_axis_pads(padding, i):
-    if isinstance(padding, str):
-        return padding
-    if isinstance(padding, int):
-        return (padding, padding)
-    p = padding[i]
-    return (p, p) if isinstance(p, int) else tuple(p)
-
-
-def conv2d_reference(x, w, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1):
-    """The definition, in float64, one output pixel at a time."""
-    x = np.asarray(x, np.float64)
-    w = np.asarray(w, np.float64)
-    n, h, wd, c = x.shape
-    fh, fw, cg, o = w.shape
-    pads = [_ref_pads(size, d * (f - 1) + 1, s, _ref_axis_pads(padding, i))
-            for i, (size, f, s, d) in enumerate(zip((h, wd), (fh, fw), strides, dilation))]
-    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    oh = (xp.shape[1] - dilation[0] * (fh - 1) - 1) // strides[0] + 1
-    ow = (xp.shape[2] - dilation[1] * (fw - 1) - 1) // strides[1] + 1
-    og = o // groups
-    y = np.zeros((n, oh, ow, o))
-    for i in range(oh):
-        for j in range(ow):
-            for out_c in range(o):
-                g = out_c // og
-                acc = np.zeros(n)
-                for a in range(fh):
-                    for b in range(fw):
-                        patch = xp[:, i * strides[0] + a * dilation[0],
-                                   j * strides[1] + b * dilation[1], g * cg:(g + 1) * cg]
-                        acc += patch @ w[a, b, :, out_c]
-                y[:, i, j, out_c] = acc
-    return y
-
-
-def pool_reference(x, pool, strides, padding, kind):
-    x = np.asarray(x, np.float64)
-    n, h, wd, c = x.shape
-    pads = [_ref_pads(size, f, s, _ref_axis_pads(padding, i))
-            for i, (size, f, s) in enumerate(zip((h, wd), pool, strides))]
-    oh = (h + sum(pads[0]) - pool[0]) // strides[0] + 1
-    ow = (wd + sum(pads[1]) - pool[1]) // strides[1] + 1
-    y = np.zeros((n, oh, ow, c))
-    for i in range(oh):
-        for j in range(ow):
-            r0, c0 = i * strides[0] - pads[0][0], j * strides[1] - pads[1][0]
-            win = x[:, max(r0, 0):min(r0 + pool[0], h), max(c0, 0):min(c0 + pool[1], wd)]
-            y[:, i, j] = win.max(axis=(1, 2)) if kind == "max" else win.mean(axis=(1, 2))
-    return y
-
-
-def conv2d_transpose_reference(x, w, strides, padding, dilation=(1, 1)):
-    """Scatter definition: every input pixel adds a scaled copy of the kernel."""
-    x = np.asarray(x, np.float64)
-    w = np.asarray(w, np.float64)
-    n, h, wd, c = x.shape
-    fh, fw, _, o = w.shape
-    eff = [d * (f - 1) + 1 for d, f in zip(dilation, (fh, fw))]
-    full = np.zeros((n, (h - 1) * strides[0] + eff[0], (wd - 1) * strides[1] + eff[1], o))
-    for i in range(h):
-        for j in range(wd):
-            for a in range(fh):
-                for b in range(fw):
-                    full[:, i * strides[0] + a * dilation[0], j * strides[1] + b * dilation[1]] \
-                        += x[:, i, j] @ w[a, b]
-    if padding == "valid":
-        return full
-    out = []
-    for axis, (size, s, e) in enumerate(zip((h, wd), strides, eff)):
-        before = max(e - s, 0) // 2
-        out.append((before, before + size * s))
-    full = np.pad(full, ((0, 0), (0, max(0, out[0][1] - full.shape[1])),
-                         (0, max(0, out[1][1] - full.shape[2])), (0, 0)))
-    return full[:, out[0][0]:out[0][1], out[1][0]:out[1][1]]
 
 
 def _normal(shape, dtype=np.float32):
@@ -132,40 +51,10 @@ def test_course_5x5_edge_kernel_is_cross_correlation():
     assert float(flipped[0, 0, 0, 0]) == -6.0
 
 
-# Notes 001, "The depth in convolution layer": a 9x9 binary image, a 3x3 all-ones filter and
-# the 7x7 activation map, copied verbatim. (The notes' second 7x7 map on the next slide,
-# starting "3 4 3 2 3 3 3", belongs to a different filter that the notes do not show.)
-BINARY_9x9 = np.array([[0, 0, 0, 0, 0, 0, 0, 0, 0],
-                       [0, 1, 1, 1, 0, 0, 1, 1, 0],
-                       [0, 1, 1, 0, 1, 0, 1, 1, 0],
-                       [0, 1, 0, 0, 1, 1, 1, 0, 0],
-                       [0, 0, 0, 0, 0, 0, 1, 1, 0],
-                       [0, 1, 1, 0, 0, 0, 0, 1, 0],
-                       [0, 1, 0, 0, 1, 1, 1, 0, 0],
-                       [0, 1, 1, 1, 0, 0, 1, 1, 0],
-                       [0, 0, 0, 0, 0, 0, 0, 0, 0]], np.float32)
-ACTIVATION_7x7 = np.array([[4, 5, 4, 2, 3, 4, 4],
-                           [5, 6, 5, 4, 6, 6, 5],
-                           [3, 3, 3, 3, 6, 6, 5],
-                           [3, 3, 2, 2, 4, 5, 4],
-                           [3, 3, 2, 2, 4, 5, 4],
-                           [5, 6, 4, 3, 4, 5, 4],
-                           [3, 4, 3, 3, 4, 4, 3]], np.float32)
-
-
 @pytest.mark.parametrize("conv", [kernels.conv2d, kernels.conv2d_im2col])
 def test_course_9x9_binary_image_with_ones_filter(conv):
     y = conv(BINARY_9x9[None, :, :, None], np.ones((3, 3, 1, 1), np.float32))
     np.testing.assert_array_equal(y[0, :, :, 0], ACTIVATION_7x7)
-
-
-# Notes 001, "Max Pooling": a 5x5 feature map pooled 2x2 with stride 2 to a 3x3 map; the
-# last row and column are windows hanging over the edge, i.e. "same" padding.
-FEATURE_MAP_5x5 = np.array([[0, 1, 0, 0, 0],
-                            [0, 1, 1, 1, 0],
-                            [1, 0, 1, 2, 1],
-                            [1, 4, 2, 1, 0],
-                            [0, 0, 1, 2, 1]], np.float32)
 
 
 @pytest.mark.parametrize("method", kernels.POOL_METHODS)
@@ -232,7 +121,7 @@ def test_im2col_equals_conv2d_over_a_grid():
                         kernels.conv2d_im2col(x, ws, strides, padding, dilation, groups)))
         return out
 
-    for case, (a, b) in zip(IM2COL_GRID, jax.device_get(both(x, w))):
+    for case, (a, b) in zip(IM2COL_GRID, jax.device_get(both(x, w)), strict=True):
         assert a.shape == b.shape, case
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=str(case))
 
@@ -257,7 +146,8 @@ def test_conv_output_size_matches_applied_shapes():
             assert want == (size + 2 * pad - d * (f - 1) - 1) // s + 1
         x = jax.ShapeDtypeStruct((1, size, 4, 1), jnp.float32)
         w = jax.ShapeDtypeStruct((f, 1, 1, 1), jnp.float32)
-        got = jax.eval_shape(lambda x, w: kernels.conv2d(x, w, (s, 1), pad2d, (d, 1)), x, w)
+        conv = functools.partial(kernels.conv2d, strides=(s, 1), padding=pad2d, dilation=(d, 1))
+        got = jax.eval_shape(conv, x, w)
         assert got.shape[1] == want, (size, f, s, d, pad)
 
 
@@ -379,7 +269,7 @@ def test_pools_match_numpy_and_methods_agree(xs, pool, strides, padding):
         res = {}
         for kind, fn in (("max", kernels.max_pool2d), ("avg", kernels.avg_pool2d)):
             for m in methods:
-                y, vjp = jax.vjp(lambda u: fn(u, pool, strides, padding, method=m), v)
+                y, vjp = jax.vjp(lambda u, fn=fn, m=m: fn(u, pool, strides, padding, method=m), v)
                 res[kind, m] = (y, vjp(r)[0])
         return res
 
@@ -388,7 +278,7 @@ def test_pools_match_numpy_and_methods_agree(xs, pool, strides, padding):
     grads = {k: v[1] for k, v in res.items()}
     for (kind, m), y in outs.items():
         np.testing.assert_allclose(y, ref[kind], rtol=1e-6, atol=1e-6, err_msg=f"{kind} {m}")
-    overlapping = any(f > s for f, s in zip(pool, strides))
+    overlapping = any(f > s for f, s in zip(pool, strides, strict=True))
     for m in methods:
         # Max pooling is exact: every method returns the same bits, and on tie-free input
         # routes the gradient to the same elements. Where windows overlap, an element that
@@ -414,7 +304,7 @@ def test_max_pool_gradient_at_ties_is_a_valid_subgradient():
     # the upstream gradient (1) into each window.
     x = jnp.ones((1, 4, 4, 1))
     for m in ("reduce_window", "reshape", "slices"):
-        g = jax.grad(lambda v: jnp.sum(kernels.max_pool2d(v, 2, method=m)))(x)[0, :, :, 0]
+        g = jax.grad(lambda v, m=m: jnp.sum(kernels.max_pool2d(v, 2, method=m)))(x)[0, :, :, 0]
         window_sums = np.asarray(g).reshape(2, 2, 2, 2).sum(axis=(1, 3))
         np.testing.assert_allclose(window_sums, np.ones((2, 2)))
         assert np.all(np.asarray(g) >= 0)

@@ -10,8 +10,8 @@ import pytest
 
 from jaxdl import nn
 
-from test_kernels import (ACTIVATION_7x7, BINARY_9x9, FEATURE_MAP_5x5, conv2d_reference,
-                          conv2d_transpose_reference)
+from _reference import (ACTIVATION_7x7, BINARY_9x9, FEATURE_MAP_5x5, conv2d_reference,
+                        conv2d_transpose_reference)
 
 
 # ----------------------------------------------------------------------------- contract
