@@ -443,6 +443,47 @@ def test_second_jitted_update_does_not_recompile(make):
     assert step._cache_size() == 1
 
 
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+EAGER_OPTIMIZERS = {
+    **OPTIMIZERS,
+    "rmsprop_centered_debiased": lambda: optim.rmsprop(0.01, centered=True, bias_correction=True),
+    "adam_nesterov": lambda: optim.adam(0.01, nesterov=True),
+    "adamw_schedules": lambda: optim.adamw(schedules.warmup_cosine_decay(0.0, 0.02, 5, 40),
+                                           weight_decay=schedules.exponential_decay(0.1, 10, 0.5)),
+}
+
+
+@pytest.mark.parametrize("name", list(EAGER_OPTIMIZERS))
+def test_eager_updates_do_not_recompile_as_the_step_count_grows(name):
+    # Run op by op, every primitive is compiled once per shape, dtype and
+    # static parameter. A step count that became a static parameter (the
+    # exponent of lax.integer_pow) compiled anew on every step.
+    jax.clear_caches()  # nothing compiled by an earlier test hides a recompile
+    opt = EAGER_OPTIMIZERS[name]()
+    target = jnp.array([1.0, -2.0, 0.5])
+    params = {"w": jnp.zeros(3)}  # one small leaf: the first step compiles little
+    state = opt.init(params)
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == BACKEND_COMPILE:
+            compiles.append(duration)
+
+    def step(params, state):
+        grads = jax.tree.map(lambda w: w - target, params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    params, state = step(params, state)  # the first step compiles every primitive once
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        for _ in range(20):
+            params, state = step(params, state)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert len(compiles) == 0, f"{name}: {len(compiles)} compilations in 20 eager steps"
+
+
 @pytest.mark.parametrize("order", ["jaxdl_first", "optax_first"])
 @pytest.mark.parametrize("outer", ["optim.chain", "optax.chain"])
 def test_jaxdl_and_optax_transforms_chain_in_both_orders(order, outer):

@@ -24,7 +24,6 @@ Dtype rules, shared by every transform (the tests run under
 from __future__ import annotations
 
 import numbers
-import operator
 from typing import Any, Callable
 
 import jax
@@ -180,18 +179,15 @@ def one_minus_pow(decay: Any, count: jax.Array) -> jax.Array:
 
     The power is taken in the default float dtype (float64 under x64), or in the
     dtype of ``decay`` when it is an array, so that it is not rounded to 1 in
-    low precision. As with ``jnp.power``, a concrete count is raised by repeated
-    multiplication (``lax.integer_pow``) and a traced one by ``lax.pow``; the
-    explicit form keeps the int exponent without an implicit int/float mix.
+    low precision. The count stays an array operand of ``lax.pow``, as in
+    optax's ``decay**count``, jitted or not: were it a Python int it would be
+    the static exponent of ``lax.integer_pow``, and every eager step would
+    compile a new program.
     """
     base = jnp.asarray(decay)
     if not jnp.issubdtype(base.dtype, jnp.floating):
         base = base.astype(default_float())
-    try:
-        exponent = operator.index(count)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return 1 - jax.lax.pow(base, count)
-    return 1 - jax.lax.integer_pow(base, exponent)
+    return 1 - jax.lax.pow(base, jnp.asarray(count))
 
 
 def zeros_count() -> jax.Array:
