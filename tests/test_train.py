@@ -421,3 +421,225 @@ def test_live_bar_on_a_terminal_shows_the_keras_line():
     assert "27/54 [" in shown
     assert re.search(r"54/54 \[=+\] \d+m?s \d+(us|ms|s)/step - loss: 0\.2103 - accuracy: "
                      r"0\.9412 - val_loss: 0\.2500 - val_accuracy: 0\.9300", shown), shown
+
+
+# ------------------------------------------------------------------------- issue 10 items
+
+def _binary_blobs(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    y = (x[:, :1] + 0.5 * x[:, 1:] > 0.3).astype(np.float32)
+    return x, y
+
+
+@pytest.mark.parametrize("make_loss, metric", [
+    (lambda: losses.BinaryCrossentropy(from_logits=False), "accuracy"),
+    (lambda: __import__("functools").partial(losses.binary_crossentropy, from_logits=False),
+     "accuracy"),
+    (lambda: (lambda p, y: losses.binary_crossentropy(p, y, from_logits=False)),
+     "binary_accuracy"),
+], ids=["loss_object", "partial", "lambda_named_metric"])
+def test_accuracy_of_a_sigmoid_model_is_the_true_one(make_loss, metric):
+    """Issue 10 item 5: the reported accuracy of probabilities thresholds them at 0.5."""
+    x, y = _binary_blobs()
+    model = nn.Sequential([nn.Dense(1, activation="sigmoid")])
+    t = train.Trainer(model, make_loss(), optim.adam(0.05), metrics=(metric,))
+    t.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    true = float(np.mean((t.predict(x) > 0.5) == (y > 0.5)))
+    assert 0.8 < true < 1.0  # neither trivial nor the fraction of positives
+    np.testing.assert_allclose(t.evaluate(x, y)[metric], true, rtol=1e-6)
+
+
+def test_accuracy_with_a_loss_of_unknown_task_is_a_clear_error():
+    bce = lambda p, y: losses.binary_crossentropy(p, y, from_logits=False)  # noqa: E731
+    with pytest.raises(ValueError, match=r"'accuracy'.*unknown.*'binary_accuracy'.*"
+                                         r"'categorical_accuracy'.*'sparse_categorical_accuracy'"):
+        train.Trainer(nn.Sequential([nn.Dense(1)]), bce, optim.adam(0.05), metrics=("accuracy",))
+
+
+def test_loss_kind_never_reads_the_function_name():
+    def binary_crossentropy(p, y):  # a user function named like the jaxdl loss
+        return losses.binary_crossentropy(p, y, from_logits=False)
+
+    assert losses.kind(binary_crossentropy) == (None, None)
+    assert losses.kind(losses.binary_crossentropy) == ("binary", True)
+    assert losses.kind(losses.SparseCategoricalCrossentropy()) == ("sparse_categorical", True)
+    assert losses.kind(losses.MeanSquaredError()).task == "regression"
+
+
+@pytest.mark.parametrize("loss", ["mse", losses.mean_squared_error, losses.MeanSquaredError(),
+                                  lambda p, y: losses.mean_absolute_error(p, y)],
+                         ids=["name", "function", "object", "lambda"])
+def test_default_metrics_log_no_accuracy_for_regression_or_autoencoders(loss):
+    x, y = _regression(32)
+    h = train.Trainer(nn.Sequential([nn.Dense(1)]), loss, optim.sgd(0.01)).fit(
+        x, y, epochs=1, batch_size=8, verbose=0)
+    assert list(h.history) == ["loss"]
+    ae = train.Trainer(nn.Sequential([nn.Dense(2), nn.Dense(3)]), loss, optim.sgd(0.01))
+    assert list(ae.fit(x, x, epochs=1, batch_size=8, verbose=0).history) == ["loss"]
+
+
+def test_default_metrics_log_accuracy_for_classification():
+    x, y, _, _ = _digits_flat()
+    t = train.Trainer(_mlp(), losses.SparseCategoricalCrossentropy(), optim.adam(1e-3))
+    assert list(t.fit(x[:64], y[:64], verbose=0).history) == ["loss", "accuracy"]
+
+
+def _bn_loss_reference(model, x, y, batches, seed=0):
+    """Per-example mean of the training-mode MSE over ``batches`` with the initial params."""
+    init = train.TrainState.create(model, optim.sgd(0.0), (x.shape[1],), jax.random.key(seed))
+    params, state = init.params, init.model_state
+    total = 0.0
+    for ids in batches:
+        pred, _ = model.apply(params, state, x[ids], training=True)
+        total += float(np.sum((np.asarray(pred) - y[ids]) ** 2))
+    return total / sum(len(ids) for ids in batches)
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_batch_norm_fit_with_a_remainder_of_one(drop_remainder):
+    """Issue 10 item 4: n = 3 * batch + 1 never crashes; the logs count the examples used."""
+    batch = 8
+    x, y = _regression(3 * batch + 1)
+    model = nn.Sequential([nn.Dense(4), nn.BatchNorm(), nn.Dense(1)])
+    t = train.Trainer(model, "mse", optim.sgd(0.0))  # lr 0: the loss is the initial model's
+    h = t.fit(x, y, epochs=1, batch_size=batch, seed=0, verbose=0,
+              drop_remainder=drop_remainder)
+    assert int(t.state.step) == 3
+    order = data.epoch_permutation(len(x), 0, 0)
+    if drop_remainder:  # the last example of the shuffled order is left out
+        batches = [order[:8], order[8:16], order[16:24]]
+    else:  # the remainder of one joins the last batch: 8 + 8 + 9
+        batches = [order[:8], order[8:16], order[16:]]
+    want = _bn_loss_reference(model, x, y, batches)
+    np.testing.assert_allclose(h.history["loss"][0], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda t, x, y: t.fit(np.where(np.arange(64)[:, None] * 64 + np.arange(64) == 5 * 64 + 3,
+                                    np.nan, x), y, verbose=0),
+     r"Trainer\.fit: x holds a non-finite value \(nan\) at row 5, position \(3,\)"),
+    (lambda t, x, y: t.fit((x[:, :32], np.where(np.arange(32) == 7, np.inf, x[:, 32:])), y,
+                           verbose=0),
+     r"Trainer\.fit: x\[1\] holds a non-finite value \(inf\) at row 0, position \(7,\)"),
+    (lambda t, x, y: t.fit(x, y, validation_data=(np.r_[x[:3], np.full((1, 64), np.nan)],
+                                                  y[:4]), verbose=0),
+     r"validation x holds a non-finite value \(nan\) at row 3, position \(0,\)"),
+    (lambda t, x, y: t.evaluate(np.r_[x[:9], -np.full((1, 64), np.inf)], y[:10]),
+     r"Trainer\.evaluate: x holds a non-finite value \(-inf\) at row 9"),
+    (lambda t, x, y: t.predict(np.r_[np.full((1, 64), np.nan), x]),
+     r"Trainer\.predict: x holds a non-finite value \(nan\) at row 0, position \(0,\)"),
+], ids=["fit_x", "fit_multi_input", "validation", "evaluate", "predict"])
+def test_non_finite_data_is_refused_up_front(call, pattern):
+    """Issue 10 item 2: NaN or inf in the data is named with its first index."""
+    x, y, _, _ = _digits_flat()
+    x, y = x[:64], y[:64]
+    model = _TwoInputs(10) if "x\\[1\\]" in pattern else _mlp()
+    t = train.Trainer(model, losses.sparse_categorical_crossentropy, optim.adam(1e-3))
+    if "fit" not in pattern:
+        t.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match=pattern):
+        call(t, x, y)
+
+
+def test_regression_targets_with_nan_are_refused():
+    x, y = _regression(20)
+    y[11, 0] = np.nan
+    t = train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", optim.sgd(0.1))
+    with pytest.raises(ValueError, match=r"y holds a non-finite value \(nan\) at row 11, "
+                                         r"position \(0,\)"):
+        t.fit(x, y, verbose=0)
+
+
+def test_fit_takes_a_nested_list_of_rows_as_one_array():
+    """Issue 10 item 14: a list of 64 rows is 64 examples, not 64 inputs."""
+    x, y, _, _ = _digits_flat()
+    x, y = x[:64], y[:64]
+
+    def run(xs, ys):
+        t = train.Trainer(_mlp(), losses.sparse_categorical_crossentropy, optim.adam(1e-3))
+        return t.fit(xs, ys, epochs=2, batch_size=16, verbose=0).history
+
+    assert run(x.tolist(), y.tolist()) == run(x, y)
+
+
+def _donate_the_state(t, x, y):
+    step = train.make_train_step(t.model, t.loss, t._tx)
+    step(t.state, (x, y))  # the result is dropped: trainer.state is now donated
+    t.evaluate(x, y)
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda t, x, y: t.fit([[1.0, 2.0], [3.0]], [0, 1], verbose=0), ValueError,
+     r"x must be an array \(n, \.\.\.\) or a rectangular nested list"),
+    (lambda t, x, y: t.fit(x, y, callbacks=[train.EarlyStopping], verbose=0), TypeError,
+     r"callbacks\[0\] is the class EarlyStopping, not an instance.*EarlyStopping\(\.\.\.\)"),
+    (lambda t, x, y: t.fit(x, y, callbacks=[object()], verbose=0), TypeError,
+     r"callbacks\[0\] must be a Callback instance.*Subclass jaxdl\.train\.Callback"),
+    (lambda t, x, y: t.fit(x, y, seed="abc", verbose=0), TypeError,
+     r"Trainer\.fit: `seed` must be a non-negative integer, got 'abc'"),
+    (lambda t, x, y: train.Trainer(None), TypeError,
+     r"Trainer: model must be a layer with init.*got None"),
+    (lambda t, x, y: t.fit(x, y, validation_data=x, verbose=0), ValueError,
+     r"validation_data must be a pair \(x_val, y_val\)"),
+    (_donate_the_state, ValueError,
+     r"Trainer\.evaluate: trainer\.state can no longer be used: its buffers were donated.*"
+     r"donate=False"),
+], ids=["ragged_list", "callback_class", "not_a_callback", "seed_string", "model_none",
+        "validation_not_a_pair", "donated_state"])
+def test_fit_misuse_is_a_clear_error(call, error, pattern):
+    x, y = _regression(16)
+    t = train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", optim.sgd(0.01))
+    t.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(error, match=pattern):
+        call(t, x, y)
+
+
+def test_fit_accepts_a_single_callback():
+    x, y = _regression(16)
+    t = train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", optim.sgd(0.0))
+    stop = train.EarlyStopping(monitor="loss", patience=0)
+    h = t.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=stop)
+    assert stop.trainer is t and stop.stopped_epoch == 1 and len(h.epoch) == 2
+
+
+@pytest.mark.parametrize("size", [(80, 24), (0, 0)], ids=["80x24", "0x0"])
+def test_live_bar_on_a_narrow_terminal_shows_whole_entries_and_the_complete_line(monkeypatch,
+                                                                                 size):
+    """Issue 10 item 16: no value is cut, and the epoch ends with the complete Keras line."""
+    import io
+    import os
+    import shutil
+
+    from jaxdl.train.progress import EpochProgress
+
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a, **k: os.terminal_size(size))
+    monkeypatch.setattr(os, "get_terminal_size", lambda *a, **k: os.terminal_size(size))
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    bar = EpochProgress(0, 10, 54, verbose=1, stream=term)
+    bar.update(27, {"loss": 0.5, "accuracy": 0.8765, "top5": 0.9901, "mae": 0.1234})
+    bar.close({"loss": 0.2103, "accuracy": 0.9412, "val_loss": 0.25, "val_accuracy": 0.93})
+    shown = term.getvalue()
+    assert re.search(r"(^|[\r\n])54/54 \[={30}\] \d+m?s \d+(us|ms|s)/step - loss: 0\.2103 - "
+                     r"accuracy: 0\.9412 - val_loss: 0\.2500 - val_accuracy: 0\.9300\n", shown)
+    live = [line.rstrip() for line in re.split(r"[\r\n]", shown) if line.startswith("27/54")]
+    assert live, shown
+    for line in live:  # fits 80 columns, and holds only whole "name: value" entries
+        assert len(line) < 80 and re.fullmatch(
+            r"27/54 \[[.=]{30}\] \d+m?s \d+(us|ms|s)/step( - \w+: \d\.\d{4})+", line), line
+
+
+def test_terminate_on_nan_message_follows_the_epoch_line(capsys):
+    x, y = _regression(40)
+    t = train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", optim.sgd(1e4), metrics=())
+    h = t.fit(x, y * 1e3, epochs=50, batch_size=4, verbose=2, callbacks=[train.TerminateOnNaN()])
+    out = capsys.readouterr().out.splitlines()
+    at = [i for i, line in enumerate(out) if line.startswith("TerminateOnNaN")]
+    assert len(at) == 1, out
+    assert re.match(r"10/10 \[=+\] .* - loss: (nan|inf)$", out[at[0] - 1]), out
+    assert out[at[0]].startswith(f"TerminateOnNaN: epoch {len(h.epoch)}: loss is ")

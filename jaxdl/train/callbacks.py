@@ -249,24 +249,35 @@ class TerminateOnNaN(Callback):
     """Stop training as soon as the loss is NaN or infinite.
 
     Checked after every executed chunk of steps and at the end of each epoch.
+    The epoch in progress ends (its line is printed), then this callback's
+    message follows it.
+
+    Attributes:
+        terminated: whether it stopped the run.
+        loss: the first non-finite loss seen (``None`` if none).
     """
 
     def _check(self, logs):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
-            if not self.trainer.stop_training and self.trainer.verbose:
-                print(f"TerminateOnNaN: loss is {loss}; stopping training.")
             self.trainer.stop_training = True
-            self.terminated = True
+            if not self.terminated:
+                self.terminated, self.loss = True, loss
 
     def on_train_begin(self, logs=None):
-        self.terminated = False
+        self.terminated, self.loss = False, None
+        self._reported = False
 
     def on_batch_end(self, step, logs=None):
         self._check(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs)
+        if self.terminated and not self._reported:
+            self._reported = True
+            if self.trainer.verbose:
+                print(f"TerminateOnNaN: epoch {epoch + 1}: loss is {self.loss}; stopping "
+                      f"training.", flush=True)
 
 
 class CSVLogger(Callback):

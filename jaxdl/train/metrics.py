@@ -4,8 +4,9 @@ A metric returns one value per example (shape ``(batch,)``), so that averages
 over an epoch weight every example equally however the batches are cut. A
 user function may also return a scalar (taken as the batch mean).
 
-Names accepted by ``Trainer(metrics=...)``: ``"accuracy"`` (binary or
-multi-class, chosen from the loss and the shapes), ``"binary_accuracy"``,
+Names accepted by ``Trainer(metrics=...)``: ``"accuracy"`` (the accuracy of
+the task the loss declares, see :func:`accuracy_for`), ``"binary_accuracy"``
+(threshold 0 when the loss declares logits, 0.5 otherwise),
 ``"categorical_accuracy"``, ``"sparse_categorical_accuracy"``,
 ``"top_k_accuracy"`` (k=5), ``"top5"``-style ``"topK"`` names,
 ``"mse"``/``"mean_squared_error"``, ``"mae"``/``"mean_absolute_error"``.
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import jax.numpy as jnp
 
+from jaxdl import losses as _losses
 from jaxdl._typing import Array
 
 Metric = Callable[[Array, Array], Array]
@@ -98,39 +100,45 @@ _NAMED = {
 }
 
 
-def _loss_kind(loss: Any) -> tuple[str, bool]:
-    """(name of the loss function, its from_logits setting) for choosing 'accuracy'."""
-    from_logits = True
-    fn = loss
-    while isinstance(fn, functools.partial):
-        from_logits = fn.keywords.get("from_logits", from_logits)
-        fn = fn.func
-    return getattr(fn, "__name__", ""), bool(from_logits)
+def _binary_threshold(loss: Any) -> float:
+    """0 on logits (sigmoid(0) = 0.5) when the loss says so, else 0.5 on probabilities."""
+    return 0.0 if _losses.kind(loss).from_logits is True else 0.5
 
 
 def accuracy_for(loss: Any) -> Metric:
-    """The accuracy that matches ``loss`` (Keras's ``metrics=["accuracy"]`` rule).
+    """The accuracy that matches the task ``loss`` declares (``metrics=("accuracy",)``).
 
-    Binary cross-entropy gives binary accuracy (threshold 0 on logits, 0.5 on
-    probabilities), categorical cross-entropy compares argmaxes of one-hot
-    targets, and anything else compares the argmax with integer labels, or
-    thresholds a single output.
+    The choice comes from :func:`jaxdl.losses.kind`, never from a function's
+    name: a binary task gives :func:`binary_accuracy` (threshold 0 on logits,
+    0.5 on probabilities), a categorical one :func:`categorical_accuracy`
+    (one-hot targets), a sparse categorical one
+    :func:`sparse_categorical_accuracy` (integer labels).
+
+    Raises:
+        ValueError: the loss declares no classification task (a lambda, a user
+            function, a regression loss); the message lists the explicit names.
     """
-    name, from_logits = _loss_kind(loss)
-    if name == "binary_crossentropy" or name == "hinge":
-        threshold = 0.0 if (from_logits or name == "hinge") else 0.5
-        return functools.partial(binary_accuracy, threshold=threshold)
-    if name == "categorical_crossentropy":
+    task = _losses.kind(loss).task
+    if task == "binary":
+        return functools.partial(binary_accuracy, threshold=_binary_threshold(loss))
+    if task == "categorical":
         return categorical_accuracy
+    if task == "sparse_categorical":
+        return sparse_categorical_accuracy
+    what = (f"a {task} loss" if task else "a loss whose task is unknown (a lambda or your own "
+            "function)")
+    raise ValueError(
+        f"Trainer: metrics=('accuracy',) cannot tell which accuracy fits {what}: {loss!r}. "
+        f"Name it instead: 'binary_accuracy' (one sigmoid output; threshold 0.5, or 0 when the "
+        f"loss declares logits), 'categorical_accuracy' (one-hot targets) or "
+        f"'sparse_categorical_accuracy' (integer labels); or pass a loss object that declares "
+        f"its task, e.g. losses.BinaryCrossentropy(from_logits=False).")
 
-    def accuracy(predictions: Array, targets: Array) -> Array:
-        if predictions.shape[-1] == 1 and predictions.ndim >= 1:
-            return binary_accuracy(predictions, targets,
-                                   threshold=0.0 if from_logits else 0.5)
-        if targets.ndim == predictions.ndim and targets.shape == predictions.shape:
-            return categorical_accuracy(predictions, targets)
-        return sparse_categorical_accuracy(predictions, targets)
-    return accuracy
+
+def default_metrics(loss: Any) -> tuple[str, ...]:
+    """What ``Trainer(metrics=None)`` logs: ``("accuracy",)`` when ``loss`` declares a
+    classification task (see :func:`jaxdl.losses.kind`), nothing otherwise."""
+    return ("accuracy",) if _losses.kind(loss).task in _losses.CLASSIFICATION_TASKS else ()
 
 
 def resolve(metrics: Sequence[Any], loss: Any = None) -> dict[str, Metric]:
@@ -152,6 +160,8 @@ def resolve(metrics: Sequence[Any], loss: Any = None) -> dict[str, Metric]:
                             f"(predictions, targets) -> per-example values; got {m!r}.")
         if m in ("accuracy", "acc"):
             out["accuracy"] = accuracy_for(loss)
+        elif m == "binary_accuracy":
+            out[m] = functools.partial(binary_accuracy, threshold=_binary_threshold(loss))
         elif m in _NAMED:
             out[m] = _NAMED[m]
         elif re.fullmatch(r"top(\d+)(_accuracy)?", m):

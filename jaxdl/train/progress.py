@@ -5,13 +5,20 @@
     Epoch 3/10
     54/54 [==============================] 1s 12ms/step - loss: 0.2103 - accuracy: 0.9412
 
+While the epoch runs, the live line is kept to the terminal's width (80
+columns when the terminal reports none) by leaving out whole ``name: value``
+entries from the end, never cutting one. When the epoch ends, the bar is
+replaced by the complete line, every value included, however long (the
+terminal wraps it), so what callbacks print afterwards follows it.
+
 ``verbose=2``, or ``verbose=1`` when the output is not a terminal (a log file,
-CI), prints the same line once per epoch, when the epoch ends. ``verbose=0``
-prints nothing.
+CI), prints the same complete line once per epoch, when the epoch ends.
+``verbose=0`` prints nothing.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Optional, TextIO
@@ -19,15 +26,29 @@ from typing import Optional, TextIO
 from tqdm import tqdm
 
 
-def format_logs(logs: dict) -> str:
-    """``" - loss: 0.2103 - accuracy: 0.9412"`` from a logs dict (4 significant decimals)."""
+def _log_entries(logs: dict) -> list[str]:
+    """``[" - loss: 0.2103", " - accuracy: 0.9412"]``: one entry per logged value."""
     parts = []
     for k, v in logs.items():
         if isinstance(v, float):
             parts.append(f"{k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{k}: {v:.4e}")
         else:
             parts.append(f"{k}: {v}")
-    return "".join(f" - {p}" for p in parts)
+    return [f" - {p}" for p in parts]
+
+
+def format_logs(logs: dict) -> str:
+    """``" - loss: 0.2103 - accuracy: 0.9412"`` from a logs dict (4 significant decimals)."""
+    return "".join(_log_entries(logs))
+
+
+def terminal_columns() -> int:
+    """The terminal's width in columns; 80 when it is unknown or reported as 0."""
+    try:
+        columns = shutil.get_terminal_size().columns
+    except (OSError, ValueError):
+        columns = 0
+    return columns if columns > 0 else 80
 
 
 def _duration(seconds: float) -> str:
@@ -71,27 +92,36 @@ class EpochProgress:
         if verbose:
             print(f"Epoch {epoch + 1}/{epochs}", file=self.stream, flush=True)
         if live:
-            self.bar = _KerasBar(total=steps, file=self.stream, ascii=".=", leave=True,
+            # The width is fixed for the epoch; the tail is fitted to it in update(), so tqdm
+            # never has to cut the line, and close() replaces the bar by the complete line.
+            self.columns = terminal_columns()
+            self.bar = _KerasBar(total=steps, file=self.stream, ascii=".=", leave=False,
+                                 ncols=self.columns,
                                  bar_format="{n_fmt}/{total_fmt} [{bar:30}] {keras}")
 
-    def _line_tail(self, done: int, logs: dict) -> str:
+    def _line_tail(self, done: int, logs: dict, room: Optional[int] = None) -> str:
+        """Time, time per step, then the log entries; only whole entries that fit ``room``."""
         elapsed = time.perf_counter() - self.start
-        return f"{_duration(elapsed)} {_per_step(elapsed, done)}{format_logs(logs)}"
+        tail = f"{_duration(elapsed)} {_per_step(elapsed, done)}"
+        for entry in _log_entries(logs):
+            if room is not None and len(tail) + len(entry) > room:
+                break
+            tail += entry
+        return tail
 
     def update(self, done: int, logs: dict) -> None:
         """Show ``done`` of ``steps`` steps with the running ``logs``."""
         if self.bar is not None:
+            head = 2 * len(str(self.steps)) + 1 + self.BAR_WIDTH + 4  # "n/N [" + bar + "] "
             self.bar.n = done
-            self.bar.keras_tail = self._line_tail(done, logs)
+            self.bar.keras_tail = self._line_tail(done, logs, room=self.columns - 1 - head)
             self.bar.refresh()
 
     def close(self, logs: dict) -> None:
-        """End the epoch with its final logs (validation included)."""
+        """End the epoch with its complete line: every value, validation included."""
         if self.bar is not None:
-            self.bar.n = self.steps
-            self.bar.keras_tail = self._line_tail(self.steps, logs)
-            self.bar.close()
-        elif self.verbose:
+            self.bar.close()  # clears the live line
+        if self.verbose:
             bar = "=" * self.BAR_WIDTH
             print(f"{self.steps}/{self.steps} [{bar}] {self._line_tail(self.steps, logs)}",
                   file=self.stream, flush=True)

@@ -132,7 +132,7 @@ def _split_batch(batch: Sequence[Any]):
 def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None):
     """The un-jitted step ``(state, batch) -> (state, metrics)`` shared by all paths."""
     loss_fn = resolve_loss(loss)
-    metric_fns = _metrics.resolve(metrics, loss)
+    metric_fns = _metrics.resolve(metrics, loss_fn)
 
     def step(state: TrainState, batch) -> tuple[TrainState, dict[str, Array]]:
         x, y, w = _split_batch(batch)
@@ -201,7 +201,7 @@ def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformati
 
 def _eval_step_fn(model, loss, metrics=(), regularizer=None):
     loss_fn = resolve_loss(loss)
-    metric_fns = _metrics.resolve(metrics, loss)
+    metric_fns = _metrics.resolve(metrics, loss_fn)
 
     def eval_step(state: TrainState, batch) -> dict[str, Array]:
         x, y, w = _split_batch(batch)
@@ -270,8 +270,9 @@ def _fused_functions(model, loss, optimizer, metrics, regularizer):
     ``lax.scan``, step ``i`` on rows ``idx[i]`` of ``X``/``Y``, and returns the new
     state and the sums of ``batch_size * metric`` (so epoch means weight every
     example equally). ``train_one(state, sums, X, Y, ids)`` is one such step
-    without a loop, for models that run slower inside one. ``eval_all(state, X, Y, idx, w)`` does the same for
-    evaluation with per-row weights (0 for padding). ``predict_all`` returns
+    without a loop, for models that run slower inside one. ``eval_all(state, X,
+    Y, idx, w)`` does the same for evaluation with per-row weights (0 for
+    padding). ``predict_all`` returns
     the stacked predictions.
     """
     step = _train_step_fn(model, loss, optimizer, metrics, regularizer)

@@ -6,18 +6,25 @@ import dataclasses
 import math
 import numbers
 import os
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl import _checks
 from jaxdl import data as _data
-from jaxdl.train.progress import EpochProgress
-from jaxdl.train.state import (LRMultiplierState, TrainState, _fused_functions, lr_multiplier,
-                               resolve_loss)
+from jaxdl import losses as _losses
 from jaxdl.train import metrics as _metrics
+from jaxdl.train.progress import EpochProgress
+from jaxdl.train.state import (
+    LRMultiplierState,
+    TrainState,
+    _fused_functions,
+    lr_multiplier,
+    resolve_loss,
+)
 
 
 class History:
@@ -52,7 +59,7 @@ class History:
             raise ValueError("History.plot: nothing to plot; fit has not recorded any epoch.")
         fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
         epochs = [e + 1 for e in self.epoch]
-        for ax, name in zip(axes[0], names):
+        for ax, name in zip(axes[0], names, strict=True):
             ax.plot(epochs, self.history[name], "o-", ms=3, label=f"train {name}")
             if f"val_{name}" in self.history:
                 ax.plot(epochs, self.history[f"val_{name}"], "s--", ms=3,
@@ -72,28 +79,65 @@ class History:
         return path
 
 
-def _as_tuple(x):
-    return tuple(x) if isinstance(x, (tuple, list)) else None
-
-
 def _num_examples(owner: str, x, y) -> int:
-    xs = _as_tuple(x) or (x,)
-    ys = _as_tuple(y) or (y,)
+    xs = x if isinstance(x, tuple) else (x,)
+    ys = y if isinstance(y, tuple) else (y,)
     lengths = {f"x[{i}]" if len(xs) > 1 else "x": len(a) for i, a in enumerate(xs)}
     lengths.update({f"y[{i}]" if len(ys) > 1 else "y": len(a) for i, a in enumerate(ys)})
     if len(set(lengths.values())) != 1:
         raise ValueError(f"{owner}: x and y must have the same number of examples, got "
-                         + ", ".join(f"{k}: {v}" for k, v in lengths.items()) + ".")
+                         + ", ".join(f"{k}: {v}" for k, v in lengths.items())
+                         + ". Only a tuple (x1, x2) means several inputs; a list is read as "
+                           "the rows of one array.")
     n = next(iter(lengths.values()))
     if n == 0:
         raise ValueError(f"{owner}: the data are empty (0 examples).")
     return n
 
 
-def _host(x):
-    if isinstance(x, (tuple, list)):
-        return tuple(np.asarray(a) for a in x)
-    return np.asarray(x)
+def _host_array(owner: str, name: str, a) -> np.ndarray:
+    try:
+        out = np.asarray(a)
+    except ValueError as e:  # a ragged nested list
+        raise ValueError(f"{owner}: {name} must be an array (n, ...) or a rectangular nested "
+                         f"list of rows, got a {type(a).__name__} numpy cannot make into one "
+                         f"array ({e}). Give every row the same shape, or pass a tuple of "
+                         f"arrays for a multi-input model.") from None
+    if out.dtype == object or out.ndim == 0:
+        raise ValueError(f"{owner}: {name} must be a numeric array (n, ...) or a rectangular "
+                         f"nested list of numbers, got {type(a).__name__} {_short(a)}. Convert "
+                         f"it with np.asarray(..., dtype=np.float32).")
+    return out
+
+
+def _short(a) -> str:
+    text = repr(a)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _host(owner: str, name: str, x):
+    """Host numpy data: a tuple means several inputs; anything else (an array, a list of
+    rows) becomes one array."""
+    if isinstance(x, tuple):
+        return tuple(_host_array(owner, f"{name}[{i}]", a) for i, a in enumerate(x))
+    return _host_array(owner, name, x)
+
+
+def _check_finite(owner: str, name: str, x) -> None:
+    """Raise if a floating array of ``x`` holds NaN or inf, naming it and the first bad index."""
+    for label, a in (((f"{name}[{i}]", a) for i, a in enumerate(x)) if isinstance(x, tuple)
+                     else ((name, x),)):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            continue
+        bad = ~np.isfinite(a)
+        if not bad.any():
+            continue
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"row {first[0]}" + (f", position {first[1:]}" if len(first) > 1 else "")
+        raise ValueError(f"{owner}: {label} holds a non-finite value ({a[first]}) at {where} "
+                         f"({int(bad.sum())} non-finite values in all). NaN or inf in the data "
+                         f"makes the loss or the weights NaN; drop those rows or impute the "
+                         f"values (e.g. np.nan_to_num) first.")
 
 
 def _input_shape(x):
@@ -148,6 +192,69 @@ def _positive_batch_size(owner: str, batch_size) -> int:
     return int(batch_size)
 
 
+class _EpochPlan(NamedTuple):
+    """How an epoch is cut: ``full`` batches of ``batch_size``, then one of ``rest`` (0: none);
+    ``report`` steps between host syncs, run ``fused`` in one lax.scan or one call per step."""
+
+    full: int
+    rest: int
+    batch_size: int
+    report: int = 1
+    fused: bool = False
+
+    @property
+    def steps(self) -> int:
+        return self.full + (1 if self.rest else 0)
+
+
+def _batch_plan(n: int, batch_size: int, drop_remainder: bool) -> _EpochPlan:
+    """Full batches and the last one: dropped, or trained on; a last batch of one example is
+    folded into the batch before it (one batch of ``batch_size + 1``), since batch statistics
+    (BatchNorm) need two examples."""
+    full, rest = divmod(n, batch_size)
+    if drop_remainder:
+        return _EpochPlan(full, 0, batch_size)
+    if rest == 1 and full > 0:
+        return _EpochPlan(full - 1, batch_size + 1, batch_size)
+    return _EpochPlan(full, rest, batch_size)
+
+
+_HOOKS = ("set_trainer", "on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end",
+          "on_train_end", "state_dict", "load_state_dict")
+
+
+def _callback_list(owner: str, callbacks) -> list:
+    """``callbacks`` as a list: None gives [], a single callback [it]; a class raises."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, type) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{owner}: callbacks must be a list of Callback instances, got "
+                        f"{_short(callbacks)}. Write callbacks=[train.EarlyStopping(), ...].")
+    for i, cb in enumerate(callbacks):
+        if isinstance(cb, type):
+            raise TypeError(f"{owner}: callbacks[{i}] is the class {cb.__name__}, not an "
+                            f"instance. Create it: {cb.__name__}(...) with its arguments.")
+        missing = [h for h in _HOOKS if not hasattr(cb, h)]
+        if missing:
+            raise TypeError(f"{owner}: callbacks[{i}] must be a Callback instance, got "
+                            f"{_short(cb)} (no {', '.join(missing)}). Subclass "
+                            f"jaxdl.train.Callback and override the hooks you need.")
+    return list(callbacks)
+
+
+def _check_not_donated(owner: str, state) -> None:
+    """Raise if ``state``'s buffers were donated to a compiled step (they are deleted then)."""
+    if any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(state)):
+        raise ValueError(
+            f"{owner}: trainer.state can no longer be used: its buffers were donated to a "
+            f"compiled step, which reuses the memory of the state it is given (probably "
+            f"step(trainer.state, batch) with a step from make_train_step, donate=True by "
+            f"default). Keep the state the step returns (trainer.state, logs = "
+            f"step(trainer.state, batch)), or build the step with donate=False.")
+
+
 class Trainer:
     """Train, evaluate and predict with a model, Keras style.
 
@@ -165,8 +272,15 @@ class Trainer:
             or its name.
         optimizer: any optax-compatible transformation; ``None`` means
             ``optim.adam(1e-3)``.
-        metrics: names (``"accuracy"``, ``"top5"``, ``"mse"``, ``"mae"``) or
-            functions ``(predictions, targets) -> per-example values``.
+        metrics: names (``"accuracy"``, ``"binary_accuracy"``, ``"top5"``,
+            ``"mse"``, ``"mae"``...) or functions ``(predictions, targets) ->
+            per-example values``. ``"accuracy"`` is the accuracy of the task the
+            loss declares (:func:`jaxdl.losses.kind`: a loss object such as
+            ``losses.BinaryCrossentropy(from_logits=False)``, a plain jaxdl loss
+            or a ``functools.partial`` of one); with a loss of unknown task (a
+            lambda) name the accuracy instead. The default ``None`` logs
+            ``"accuracy"`` when the loss declares a classification task and no
+            metric otherwise (regression, autoencoders, unknown losses).
         regularizer: ``penalty(params) -> scalar`` added to the loss, e.g.
             ``regularizers.l2(1e-4)``.
 
@@ -181,7 +295,12 @@ class Trainer:
 
     def __init__(self, model: Any, loss: Any = "sparse_categorical_crossentropy",
                  optimizer: Optional[optax.GradientTransformation] = None,
-                 metrics: Sequence[Any] = ("accuracy",), regularizer: Optional[Callable] = None):
+                 metrics: Optional[Sequence[Any]] = None,
+                 regularizer: Optional[Callable] = None):
+        if model is None or not (hasattr(model, "init") and hasattr(model, "apply")):
+            raise TypeError(f"Trainer: model must be a layer with init(key, input_shape) and "
+                            f"apply(params, state, x), e.g. nn.Sequential([...]); got "
+                            f"{_short(model)}.")
         if optimizer is None:
             from jaxdl import optim
             optimizer = optim.adam(1e-3)
@@ -191,6 +310,8 @@ class Trainer:
         self.model = model
         self.loss = resolve_loss(loss)
         self.optimizer = optimizer
+        if metrics is None:
+            metrics = _metrics.default_metrics(self.loss)
         if isinstance(metrics, str) or callable(metrics):
             metrics = (metrics,)
         self.metrics = tuple(metrics)
@@ -220,7 +341,9 @@ class Trainer:
         shape = _input_shape(x)
         if self.state is None:
             self.build(shape, seed)
-        elif shape != self.input_shape:
+            return
+        _check_not_donated(f"Trainer.{owner}", self.state)
+        if shape != self.input_shape:
             raise ValueError(f"Trainer.{owner}: the model was built for inputs of shape "
                              f"(batch, {', '.join(map(str, self.input_shape))}) but x has shape "
                              f"{tuple(np.shape(x)) if not isinstance(x, tuple) else shape}. "
@@ -228,7 +351,8 @@ class Trainer:
 
     @property
     def lr_multiplier(self) -> float:
-        """The factor applied to the optimizer's learning rate (1.0 unless a callback lowered it)."""
+        """The factor applied to the optimizer's learning rate (1.0 unless a callback lowered
+        it)."""
         if self.state is None:
             return 1.0
         return float(self._multiplier_state().multiplier)
@@ -253,8 +377,7 @@ class Trainer:
     # ------------------------------------------------------------------ data checks
 
     def _check_labels(self, owner: str, y) -> None:
-        name = _metrics._loss_kind(self.loss)[0]
-        if name != "sparse_categorical_crossentropy" or isinstance(y, tuple):
+        if _losses.kind(self.loss).task != "sparse_categorical" or isinstance(y, tuple):
             return
         y = np.asarray(y)
         if not np.issubdtype(y.dtype, np.integer):
@@ -278,21 +401,24 @@ class Trainer:
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data: Optional[tuple] = None, callbacks: Sequence[Any] = (),
             seed: int = 0, verbose: int = 1, initial_epoch: int = 0, shuffle: bool = True,
-            steps_per_execution: Any = "auto") -> History:
+            steps_per_execution: Any = "auto", drop_remainder: bool = False) -> History:
         """Train for ``epochs`` epochs of mini-batches.
 
         Args:
-            x: inputs, ``(n, ...)``; a tuple of arrays for a multi-input model.
-            y: targets, ``(n, ...)``.
+            x: inputs, ``(n, ...)``: an array, or a rectangular nested list of rows
+                (converted with ``np.asarray``); a tuple of arrays for a
+                multi-input model (only a tuple means several inputs).
+            y: targets, ``(n, ...)``, an array or a nested list of rows.
             epochs: the index of the last epoch to run (Keras semantics with
                 ``initial_epoch``: epochs ``initial_epoch .. epochs-1`` run).
-            batch_size: examples per step; the last batch of an epoch may be smaller.
+            batch_size: examples per step.
             validation_split: fraction of the data, taken from the end before any
                 shuffling, held out for validation.
             validation_data: ``(x_val, y_val)``; overrides ``validation_split``.
-            callbacks: :class:`Callback` instances.
-            seed: initializes the model (on the first fit) and fixes the shuffling
-                and dropout streams; same seed, same run, bit for bit.
+            callbacks: :class:`Callback` instances (a list, or a single one).
+            seed: a non-negative integer; initializes the model (on the first
+                fit) and fixes the shuffling and dropout streams; same seed,
+                same run, bit for bit.
             verbose: 0 silent, 1 progress bar, 2 one line per epoch.
             initial_epoch: the epoch to start at, to resume an interrupted run.
             shuffle: reshuffle the training data every epoch.
@@ -300,46 +426,94 @@ class Trainer:
                 ``lax.scan``); ``1`` runs one call per step, ``"epoch"`` one call
                 per epoch, and ``"auto"`` about 8 calls per epoch, or one per
                 step for convolutional models on the CPU (faster there).
+            drop_remainder: skip the last ``n % batch_size`` examples of each
+                (shuffled) epoch. With the default ``False`` they are trained
+                on as a smaller last batch, except a remainder of exactly one
+                example, which joins the batch before it (one batch of
+                ``batch_size + 1``): batch statistics such as BatchNorm's need
+                at least two examples. Every example counts once in the logs.
 
         Returns:
             A :class:`History`.
+
+        Raises:
+            ValueError: mismatched or empty data, NaN or inf in a floating
+                ``x``/``y`` (the message names the array and the first bad
+                row), bad arguments, or a state donated to a compiled step.
+            TypeError: a ``seed`` that is not an integer, a callback class
+                instead of an instance.
         """
-        owner = "fit"
-        x, y = _host(x), _host(y)
-        n = _num_examples("Trainer.fit", x, y)
-        batch_size = _positive_batch_size("Trainer.fit", batch_size)
+        seed = _checks.non_negative_int("Trainer.fit", "seed", seed)
+        callbacks = _callback_list("Trainer.fit", callbacks)
+        x, y, n, validation_data = self._fit_data(x, y, validation_split, validation_data)
+        batch_size = min(_positive_batch_size("Trainer.fit", batch_size), n)
         if not isinstance(epochs, numbers.Integral) or epochs < 0:
             raise ValueError(f"Trainer.fit: epochs must be an integer >= 0, got {epochs!r}.")
+        self._ensure_built("fit", x, seed)
+        self._check_labels("fit", y)
+        plan = _batch_plan(n, batch_size, drop_remainder)
+        report, fused = self._execution_plan(steps_per_execution, plan.full)
+        plan = plan._replace(report=report, fused=fused)
+        X, Y = jax.device_put(x), jax.device_put(y)
+        history = self.history = History()
+        self.stop_training = False
+        self.verbose = verbose
+        self._start_callbacks(callbacks, initial_epoch)
+        epoch = initial_epoch
+        for epoch in range(initial_epoch, epochs):
+            self.epoch = epoch
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, {})
+            order = (_data.epoch_permutation(n, seed, epoch) if shuffle
+                     else np.arange(n)).astype(np.int32)
+            progress = EpochProgress(epoch, epochs, plan.steps, verbose)
+            logs = self._train_epoch(X, Y, order, plan, progress)
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            progress.close(logs)  # the epoch line first, then what callbacks print
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            history.append(epoch, logs)
+            if self.stop_training:
+                break
+        self.epoch = epoch + 1 if epochs > initial_epoch else initial_epoch
+        for cb in callbacks:
+            cb.on_train_end({})
+        return history
+
+    def _fit_data(self, x, y, validation_split, validation_data):
+        """Checked host copies: ``(x, y, n, validation_data or None)``."""
+        owner = "Trainer.fit"
+        x, y = _host(owner, "x", x), _host(owner, "y", y)
+        n = _num_examples(owner, x, y)
+        _check_finite(owner, "x", x)
+        _check_finite(owner, "y", y)
         if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"Trainer.fit: validation_split must be in [0, 1), got "
+            raise ValueError(f"{owner}: validation_split must be in [0, 1), got "
                              f"{validation_split}.")
         if validation_data is None and validation_split > 0:
             n_val = int(math.floor(n * validation_split))
             if n_val == 0 or n_val == n:
-                raise ValueError(f"Trainer.fit: validation_split={validation_split} of {n} "
+                raise ValueError(f"{owner}: validation_split={validation_split} of {n} "
                                  f"examples leaves {n_val} for validation; use a larger split or "
                                  f"pass validation_data.")
             validation_data = (_rows(x, slice(n - n_val, n)), _rows(y, slice(n - n_val, n)))
             x, y, n = _rows(x, slice(0, n - n_val)), _rows(y, slice(0, n - n_val)), n - n_val
-        if validation_data is not None:
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("Trainer.fit: validation_data must be a pair (x_val, y_val).")
-            validation_data = (_host(validation_data[0]), _host(validation_data[1]))
-            _num_examples("Trainer.fit (validation_data)", *validation_data)
+                raise ValueError(f"{owner}: validation_data must be a pair (x_val, y_val), got "
+                                 f"{_short(validation_data)}.")
+            validation_data = (_host(owner, "validation x", validation_data[0]),
+                               _host(owner, "validation y", validation_data[1]))
+            _num_examples(f"{owner} (validation_data)", *validation_data)
+            _check_finite(owner, "validation x", validation_data[0])
+            _check_finite(owner, "validation y", validation_data[1])
+        return x, y, n, validation_data
 
-        self._ensure_built(owner, x, seed)
-        self._check_labels(owner, y)
-        batch_size = min(batch_size, n)
-        steps = math.ceil(n / batch_size)
-        n_full, rest = divmod(n, batch_size)
-        report, fused = self._execution_plan(steps_per_execution, n_full)
-
-        X, Y = jax.device_put(x), jax.device_put(y)
-        history = History()
-        self.history = history
-        self.stop_training = False
-        self.verbose = verbose
-        callbacks = self._callbacks = list(callbacks)
+    def _start_callbacks(self, callbacks: list, initial_epoch: int) -> None:
+        """Hand the trainer to the callbacks, begin them, and give back resumed states."""
+        self._callbacks = callbacks
         for cb in callbacks:
             cb.set_trainer(self)
         for cb in callbacks:
@@ -350,50 +524,31 @@ class Trainer:
                     cb.load_state_dict(self._resumed_callbacks[key])
         self._resumed_callbacks = {}
 
-        epoch = initial_epoch
-        for epoch in range(initial_epoch, epochs):
-            self.epoch = epoch
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
-            order = (_data.epoch_permutation(n, seed, epoch) if shuffle
-                     else np.arange(n)).astype(np.int32)
-            progress = EpochProgress(epoch, epochs, steps, verbose)
-            sums: dict[str, float] = {}
-            seen = done = 0
-            plan = [(s, min(s + report, n_full)) for s in range(0, n_full, report)]
-            for start, stop in plan:
-                idx = order[start * batch_size:stop * batch_size].reshape(stop - start,
-                                                                          batch_size)
-                self.state, chunk_sums = self._train_steps(X, Y, idx, fused)
-                done, seen = stop, seen + idx.size
-                sums = self._accumulate(sums, chunk_sums)
-                running = {k: v / seen for k, v in sums.items()}
-                progress.update(done, running)
-                for cb in callbacks:
-                    cb.on_batch_end(done, running)
-                if self.stop_training:
-                    break
-            if rest and not self.stop_training:
-                idx = order[n_full * batch_size:].reshape(1, rest)
-                self.state, chunk_sums = self._train_steps(X, Y, idx, fused)
-                seen += rest
-                sums = self._accumulate(sums, chunk_sums)
-                for cb in callbacks:
-                    cb.on_batch_end(steps, {k: v / seen for k, v in sums.items()})
-            logs = {k: v / seen for k, v in sums.items()}
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            progress.close(logs)
-            history.append(epoch, logs)
+    def _train_epoch(self, X, Y, order, plan: _EpochPlan, progress: EpochProgress) -> dict:
+        """Train one epoch in the order ``order``; return its logs (means over seen examples)."""
+        sums: dict[str, float] = {}
+        seen = 0
+        size = plan.batch_size
+        for start in range(0, plan.full, plan.report):
+            stop = min(start + plan.report, plan.full)
+            idx = order[start * size:stop * size].reshape(stop - start, size)
+            self.state, chunk_sums = self._train_steps(X, Y, idx, plan.fused)
+            seen += idx.size
+            sums = self._accumulate(sums, chunk_sums)
+            running = {k: v / seen for k, v in sums.items()}
+            progress.update(stop, running)
+            for cb in self._callbacks:
+                cb.on_batch_end(stop, running)
             if self.stop_training:
                 break
-        self.epoch = epoch + 1 if epochs > initial_epoch else initial_epoch
-        for cb in callbacks:
-            cb.on_train_end({})
-        return history
+        if plan.rest and not self.stop_training:
+            idx = order[plan.full * size:plan.full * size + plan.rest].reshape(1, plan.rest)
+            self.state, chunk_sums = self._train_steps(X, Y, idx, plan.fused)
+            seen += plan.rest
+            sums = self._accumulate(sums, chunk_sums)
+            for cb in self._callbacks:
+                cb.on_batch_end(plan.steps, {k: v / seen for k, v in sums.items()})
+        return {k: v / max(seen, 1) for k, v in sums.items()}
 
     def _zeros(self) -> dict:
         return {k: jnp.zeros((), jnp.float32) for k in self._log_names}
@@ -451,8 +606,10 @@ class Trainer:
         All batches run in one compiled call; the last batch is padded and the
         padding masked out, so every example counts once.
         """
-        x, y = _host(x), _host(y)
+        x, y = _host("Trainer.evaluate", "x", x), _host("Trainer.evaluate", "y", y)
         n = _num_examples("Trainer.evaluate", x, y)
+        _check_finite("Trainer.evaluate", "x", x)
+        _check_finite("Trainer.evaluate", "y", y)
         batch_size = min(_positive_batch_size("Trainer.evaluate", batch_size), n)
         self._require_state("evaluate")
         self._ensure_built("evaluate", x, 0)
@@ -463,7 +620,7 @@ class Trainer:
             sums = self._run.eval_all(self.state, X, Y, idx, w)
         else:
             sums = self._zeros()
-            for ids, wb in zip(idx, w):
+            for ids, wb in zip(idx, w, strict=True):
                 sums = self._run.eval_one(self.state, sums, X, Y, ids, wb)
         sums = jax.device_get(sums)
         out = {k: float(sums[k]) / n for k in self._log_names}
@@ -474,11 +631,11 @@ class Trainer:
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Model outputs for ``x`` in inference mode, as a numpy array ``(n, ...)``."""
-        x = _host(x)
-        xs = _as_tuple(x) or (x,)
-        n = len(xs[0])
+        x = _host("Trainer.predict", "x", x)
+        n = len(x[0] if isinstance(x, tuple) else x)
         if n == 0:
             raise ValueError("Trainer.predict: the data are empty (0 examples).")
+        _check_finite("Trainer.predict", "x", x)
         batch_size = min(_positive_batch_size("Trainer.predict", batch_size), n)
         self._require_state("predict")
         self._ensure_built("predict", x, 0)
@@ -553,3 +710,4 @@ class Trainer:
         if self.state is None:
             raise ValueError(f"Trainer.{owner}: the model has no weights yet; call fit first "
                              f"(or build(input_shape) for an untrained model).")
+        _check_not_donated(f"Trainer.{owner}", self.state)
