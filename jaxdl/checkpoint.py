@@ -847,7 +847,8 @@ class CheckpointManager:
             tree: the pytree to save.
             metrics: ``{name: number}`` stored in the metadata (``best_metric``).
             metadata: more JSON-serializable metadata.
-            description: how warnings name this save (default ``"step N"``).
+            description: how warnings name this save (default
+                ``"CheckpointManager: step N"``).
 
         Raises:
             TypeError: ``step`` is not an int (bools and floats included) or a
@@ -867,7 +868,7 @@ class CheckpointManager:
         if not (finite and _metrics_finite(metrics)):
             path = os.path.join(self.directory, f"step_{step}.diverged.ckpt")
             _refuse_non_file("CheckpointManager.save", path)
-            warnings.warn(f"CheckpointManager: {description or f'step {step}'} holds non-finite "
+            warnings.warn(f"{description or f'CheckpointManager: step {step}'} holds non-finite "
                           f"values (loss, metrics or arrays): saved as {path!r}, which "
                           f"latest_step and restore skip; the last finite checkpoint "
                           f"(step {self.latest_step()}) is kept.", stacklevel=2)

@@ -32,7 +32,7 @@ def _assert_tree_equal(a, b):
     la, ta = jax.tree.flatten(a)
     lb, tb = jax.tree.flatten(b)
     assert ta == tb
-    for x, y in zip(la, lb):
+    for x, y in zip(la, lb, strict=True):
         x, y = np.asarray(x), np.asarray(y)
         assert x.dtype == y.dtype and x.shape == y.shape
         np.testing.assert_array_equal(x, y)
@@ -152,7 +152,8 @@ def test_target_mismatch_names_the_leaf_and_both_shapes(tmp_path):
     with pytest.raises(ValueError, match=r"'dense_0/bias'.*\(4,\).*\(8,\)"):
         checkpoint.restore(tmp_path / "p.ckpt", target=p_big)
     partial = {"dense_0": p_small["dense_0"], "dense_1": {"bias": p_small["dense_1"]["bias"]}}
-    with pytest.raises(ValueError, match=r"in the file but not in the target: \['dense_1/kernel'\]"):
+    with pytest.raises(ValueError,
+                       match=r"in the file but not in the target: \['dense_1/kernel'\]"):
         checkpoint.restore(tmp_path / "p.ckpt", target=partial)
     with pytest.raises(ValueError, match=r"the target has but the file lacks: \['extra'\]"):
         checkpoint.restore(tmp_path / "p.ckpt", target={**p_small, "extra": jnp.zeros(1)})
@@ -179,36 +180,50 @@ def test_manager_retention_and_best(tmp_path):
         checkpoint.CheckpointManager(tmp_path, max_to_keep=0)
 
 
+def _child_env():
+    """The environment for a child process that imports this very jaxdl."""
+    import jaxdl
+    root = os.path.dirname(os.path.dirname(os.path.abspath(jaxdl.__file__)))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+
+
 _SAVER = textwrap.dedent("""
     import sys, numpy as np
     from jaxdl import checkpoint
     m = checkpoint.CheckpointManager(sys.argv[1], max_to_keep=2)
     step = (m.latest_step() or 0) + 1
-    print("ready", flush=True)
     while True:
         m.save(step, {"w": np.full((256, 256), step, np.float32), "step": np.int64(step)})
+        print(step, flush=True)  # the parent reads this line: step is now on disk
         step += 1
 """)
 
 
 def test_kill_mid_save_leaves_the_latest_step_loadable(tmp_path):
+    """No timing: each round waits for the child's k-th completed save, then kills it
+    during a later one; the temporaries of the killed saves are cleaned afterwards."""
     script = tmp_path / "saver.py"
     script.write_text(_SAVER)
     directory = tmp_path / "ckpts"
     rng = np.random.default_rng(0)
     for _ in range(5):
         proc = subprocess.Popen([sys.executable, str(script), str(directory)],
-                                stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(float(rng.uniform(0.05, 0.4)))
+                                stdout=subprocess.PIPE, text=True, env=_child_env())
+        for _ in range(int(rng.integers(1, 4))):
+            saved = int(proc.stdout.readline())
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         m = checkpoint.CheckpointManager(directory)
         step = m.latest_step()
-        assert step is not None
+        assert step is not None and step >= saved
         tree = m.restore(step)
         assert int(tree["step"]) == step
         np.testing.assert_array_equal(tree["w"], np.full((256, 256), step, np.float32))
+    m.save(step + 1, {"w": np.zeros(1)})  # the killed processes' temporaries are stale now
+    assert sorted(os.listdir(directory)) == sorted(
+        [os.path.basename(m.path(s)) for s in m.all_steps()] + [".jaxdl-checkpoint.lock"])
 
 
 # ------------------------------------------------------------------------- Trainer resume
@@ -304,3 +319,340 @@ def test_resume_carries_callback_state(tmp_path):
     resumed.fit(x, y, epochs=6, initial_epoch=2, batch_size=32, verbose=0,
                 callbacks=[fake(), stop2])
     assert stop2.stopped_epoch == 3  # not 5: the wait of the first run carried over
+
+
+# ------------------------------------------------------------------ diverged states (item 1)
+
+def _diverging_trainer():
+    model = nn.Sequential([nn.Dense(1)])
+    return train.Trainer(model, losses.mean_squared_error, optim.sgd(0.8), metrics=())
+
+
+def test_a_diverged_run_never_replaces_the_last_finite_checkpoint(tmp_path):
+    """max_to_keep=1 + TerminateOnNaN, no validation: plain SGD with a rate far above
+    2/curvature multiplies the loss about a millionfold per epoch; it overflows to inf in
+    epoch 6 (checked below: some epochs finite, then one not)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = x.sum(axis=1, keepdims=True).astype(np.float32)
+    seen = []
+    record = train.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(
+        (logs["loss"], jax.tree.map(np.array, t.state.params))))
+    t = _diverging_trainer()
+    with pytest.warns(UserWarning, match=r"epoch \d+ holds non-finite"):
+        t.fit(x, y, epochs=20, batch_size=4, verbose=0, shuffle=False,
+              callbacks=[record, train.ModelCheckpoint(tmp_path, max_to_keep=1),
+                         train.TerminateOnNaN()])
+    finite = [i for i, (loss, _) in enumerate(seen) if np.isfinite(loss)]
+    assert finite and len(seen) == finite[-1] + 2  # finite epochs, then the diverged one
+    assert not np.isfinite(seen[-1][0])
+    m = checkpoint.CheckpointManager(tmp_path)
+    assert m.all_steps() == [finite[-1] + 1] and m.diverged_steps() == [len(seen)]
+    fresh = _diverging_trainer()
+    meta = fresh.restore(tmp_path)
+    assert meta["epoch"] == finite[-1] + 1
+    _assert_tree_equal(jax.tree.map(np.asarray, fresh.state.params), seen[finite[-1]][1])
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(fresh.state.params))
+
+
+def test_restore_falls_back_past_corrupt_and_non_finite_files_with_a_warning(tmp_path):
+    m = checkpoint.CheckpointManager(tmp_path)
+    m.save(1, {"w": np.ones(3, np.float32)}, metrics={"loss": 0.5})
+    m.save(2, {"w": np.full(3, 2, np.float32)}, metrics={"loss": 0.4})
+    # A non-finite state under a plain step name (e.g. written by an older jaxdl).
+    checkpoint.save(tmp_path / "step_3.ckpt", {"w": np.array([1, np.nan, 3], np.float32)})
+    blob = (tmp_path / "step_2.ckpt").read_bytes()
+    (tmp_path / "step_2.ckpt").write_bytes(blob[:-10])  # truncated
+    with pytest.warns(UserWarning) as caught:
+        tree = m.restore()
+    np.testing.assert_array_equal(tree["w"], np.ones(3, np.float32))
+    messages = " ".join(str(w.message) for w in caught)
+    assert "step_3.ckpt" in messages and "non-finite" in messages
+    assert "step_2.ckpt" in messages and "truncated" in messages
+    with pytest.warns(UserWarning, match="non-finite"):
+        m.save(4, {"w": np.zeros(3, np.float32)}, metrics={"loss": float("inf")})
+    assert m.latest_step() == 3 and m.diverged_steps() == [4]
+
+
+# ------------------------------------------------------------ files that are not files (7)
+
+def test_non_regular_files_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.ckpt"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="FIFO"):
+        checkpoint.restore(fifo)  # would block forever if it were opened for reading
+    with pytest.raises(CheckpointError, match="FIFO"):
+        checkpoint.read_metadata(fifo)
+    if os.path.exists("/dev/zero"):
+        (tmp_path / "zero.ckpt").symlink_to("/dev/zero")
+        with pytest.raises(CheckpointError, match="device"):
+            checkpoint.restore(tmp_path / "zero.ckpt")
+    with pytest.raises(CheckpointError, match="directory"):
+        checkpoint.restore(tmp_path)
+
+
+def test_declared_sizes_are_checked_against_the_file_size(tmp_path):
+    import struct
+
+    p = tmp_path / "big.ckpt"
+    p.write_bytes(checkpoint.MAGIC + struct.pack("<I", 1) + struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(CheckpointError, match=r"declares a 1099511627776-byte header"):
+        checkpoint.restore(p)
+    good = tmp_path / "good.ckpt"
+    checkpoint.save(good, {"w": np.ones(4, np.float32)})
+    blob = bytearray(good.read_bytes())
+    (h_len,) = struct.unpack_from("<Q", blob, 12)
+    struct.pack_into("<Q", blob, 20 + h_len, 1 << 50)  # payload length
+    p.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="-byte payload"):
+        checkpoint.restore(p)
+    # A sparse 3 GiB file of zeros after the magic is refused at once, not read.
+    with open(p, "wb") as f:
+        f.write(checkpoint.MAGIC + struct.pack("<I", 1))
+        f.truncate(3 << 30)
+    with pytest.raises(CheckpointError, match="payload|header"):
+        checkpoint.read_metadata(p)
+
+
+# ------------------------------------------------------------ crafted headers (item 8)
+
+def _write_forged(path, header, payload=b"", version=1):
+    """A file with an arbitrary header (dict or raw bytes) and valid checksums."""
+    import hashlib
+    import json
+    import struct
+
+    if isinstance(header, dict):
+        header = {**header, "payload_sha256": hashlib.sha256(payload).hexdigest()}
+        header = json.dumps(header).encode()
+    body = (checkpoint.MAGIC + struct.pack("<I", version) + struct.pack("<Q", len(header))
+            + header + struct.pack("<Q", len(payload)) + payload)
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+def _header_and_payload(path):
+    import json
+    import struct
+
+    blob = path.read_bytes()
+    (h_len,) = struct.unpack_from("<Q", blob, 12)
+    return json.loads(blob[20:20 + h_len]), blob[20 + h_len + 8:-32]
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda h: h["leaves"][0].pop("shape"), r"leaves\[0\]\.shape"),
+    (lambda h: h["leaves"][0].pop("path"), r"leaves\[0\]\.path"),
+    (lambda h: h["leaves"][0].update(path="w"), r"leaves\[0\]\.path"),
+    (lambda h: h["leaves"][0].update(path=[["d", "k"]] * 20000), r"leaves\[0\]\.path"),
+    (lambda h: h["leaves"][0].update(path=[["s", "x"]]), r"leaves\[0\]\.path\[0\]"),
+    (lambda h: h["leaves"][0].update(shape=[-1]), r"leaves\[0\]\.shape"),
+    (lambda h: h.update(leaves={"0": 1}), r"header\.leaves"),
+    (lambda h: h.update(metadata=[1, 2]), r"header\.metadata"),
+    (lambda h: h.update(metadata={"step": "x"}), r"metadata\.step"),
+    (lambda h: h.update(metadata={"metrics": {"loss": "abc"}}), r"metadata\.metrics"),
+    (lambda h: h.update(format_version="1"), r"header\.format_version"),
+])
+def test_crafted_headers_with_valid_checksums_raise_naming_the_field(tmp_path, mutate, field):
+    good = tmp_path / "good.ckpt"
+    checkpoint.save(good, {"w": np.ones(2, np.float32)})
+    header, payload = _header_and_payload(good)
+    mutate(header)
+    _write_forged(tmp_path / "bad.ckpt", header, payload)
+    with pytest.raises(CheckpointError, match=field):
+        checkpoint.restore(tmp_path / "bad.ckpt")
+
+
+def test_deeply_nested_json_and_colliding_paths_raise_checkpoint_errors(tmp_path):
+    p = tmp_path / "deep.ckpt"
+    _write_forged(p, b'{"a":' * 100_000 + b"1" + b"}" * 100_000)
+    with pytest.raises(CheckpointError, match="RecursionError"):
+        checkpoint.restore(p)
+    from flax import serialization
+    payload = serialization.msgpack_serialize({"0": np.ones(1, np.float32),
+                                               "1": np.ones(1, np.float32)})
+    leaf = {"path": [["d", "w"]], "dtype": "float32", "shape": [1]}
+    _write_forged(p, {"format": "jaxdl-checkpoint", "format_version": 1, "metadata": {},
+                      "leaves": [leaf, {**leaf, "path": [["d", "w"], ["d", "x"]]}]}, payload)
+    with pytest.raises(CheckpointError, match="collides"):
+        checkpoint.restore(p)
+
+
+def test_big_endian_leaves_are_refused_on_load_and_swapped_on_save(tmp_path):
+    import msgpack
+
+    big = np.arange(3, dtype=">f4")
+    checkpoint.save(tmp_path / "be.ckpt", {"w": big})
+    back = checkpoint.restore(tmp_path / "be.ckpt")["w"]
+    assert back.dtype == np.float32 and back.dtype.isnative
+    np.testing.assert_array_equal(back, [0, 1, 2])
+    ext = msgpack.ExtType(1, msgpack.packb(((3,), ">f4", big.tobytes())))
+    _write_forged(tmp_path / "x.ckpt", {"format": "jaxdl-checkpoint", "format_version": 1,
+                                        "metadata": {}, "leaves": [
+                                            {"path": [["d", "w"]], "dtype": "float32",
+                                             "shape": [3]}]}, msgpack.packb({"0": ext}))
+    with pytest.raises(CheckpointError, match="big-endian"):
+        checkpoint.restore(tmp_path / "x.ckpt")
+
+
+def test_a_newer_format_version_says_so_before_the_checksum(tmp_path):
+    p = tmp_path / "new.ckpt"
+    _write_forged(p, {"format": "jaxdl-checkpoint", "format_version": 2, "leaves": [],
+                      "metadata": {}}, version=2)
+    p.write_bytes(p.read_bytes()[:-1] + b"\0")  # a checksum this version cannot judge
+    with pytest.raises(CheckpointError, match="newer format version 2"):
+        checkpoint.restore(p)
+
+
+def _tiny_trainer():
+    return train.Trainer(nn.Sequential([nn.Dense(2)]), losses.mean_squared_error,
+                         optim.sgd(0.1), metrics=())
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"epoch": "x"}, r"metadata\.epoch"),
+    ({"epoch": -5}, r"metadata\.epoch"),
+    ({"epoch": True}, r"metadata\.epoch"),
+    ({"input_shape": "3"}, r"metadata\.input_shape"),
+    ({"callbacks": {"EarlyStopping_0": "garbage"}}, r"metadata\.callbacks"),
+    ({"callbacks": {"EarlyStopping_0": {"wait": [1, [2]]}}}, r"metadata\.callbacks"),
+    ({"callbacks": []}, r"metadata\.callbacks"),
+])
+def test_crafted_trainer_metadata_raises_naming_the_field(tmp_path, change, field):
+    t = _tiny_trainer()
+    t.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), epochs=1, verbose=0)
+    t.save(tmp_path / "t.ckpt")
+    header, payload = _header_and_payload(tmp_path / "t.ckpt")
+    header["metadata"].update(change)
+    _write_forged(tmp_path / "bad.ckpt", header, payload)
+    with pytest.raises(CheckpointError, match=field):
+        _tiny_trainer().restore(tmp_path / "bad.ckpt")
+    # In a directory, the bad newest file is skipped (with a warning) for the good one.
+    (tmp_path / "d").mkdir()
+    os.replace(tmp_path / "t.ckpt", tmp_path / "d" / "step_1.ckpt")
+    os.replace(tmp_path / "bad.ckpt", tmp_path / "d" / "step_2.ckpt")
+    with pytest.warns(UserWarning, match=field):
+        assert _tiny_trainer().restore(tmp_path / "d")["epoch"] == 1
+
+
+def test_garbage_model_checkpoint_state_raises_a_checkpoint_error():
+    with pytest.raises(CheckpointError, match="'best'"):
+        train.ModelCheckpoint("unused").load_state_dict({"best": "x"})
+
+
+# ------------------------------------------------------- shared directories (item 9)
+
+def test_two_managers_on_one_directory_never_break_each_other(tmp_path):
+    """Two threads, each with its own manager, save interleaved steps; every save must
+    succeed (before: one manager's pruning deleted the other's temporary file)."""
+    import threading
+
+    errors, barrier = [], threading.Barrier(2)
+
+    def saver(parity):
+        m = checkpoint.CheckpointManager(tmp_path, max_to_keep=2)
+        barrier.wait()
+        for i in range(60):
+            step = 2 * i + parity
+            try:
+                m.save(step, {"w": np.full((64, 64), step, np.float32)})
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=saver, args=(p,)) for p in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    m = checkpoint.CheckpointManager(tmp_path)
+    assert 119 in m.all_steps() and len(m.all_steps()) <= 4
+    for s in m.all_steps():
+        np.testing.assert_array_equal(m.restore(s)["w"], np.full((64, 64), s, np.float32))
+
+
+# ------------------------------------------------------------------ step names (item 10)
+
+def test_one_ascii_parser_lists_and_opens_the_same_files(tmp_path):
+    checkpoint.save(tmp_path / "step_007.ckpt", {"w": np.full(2, 7.0)})
+    checkpoint.save(tmp_path / "step_\u0663.ckpt", {"w": np.zeros(2)})  # Arabic-Indic 3
+    (tmp_path / "step_1.ckpt").mkdir()
+    m = checkpoint.CheckpointManager(tmp_path)
+    assert m.all_steps() == [7] and m.latest_step() == 7
+    np.testing.assert_array_equal(m.restore(7)["w"], [7.0, 7.0])
+    np.testing.assert_array_equal(m.restore()["w"], [7.0, 7.0])
+    assert m.metadata(7) == {}
+    assert checkpoint.step_of("step_\u0663.ckpt") is None
+    assert checkpoint.step_of("step_07.ckpt") == 7
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match="not a regular file"):
+        m.save(1, {"w": np.zeros(2)})
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written, not even a temporary
+    with pytest.raises(ValueError, match="not a regular file"):
+        checkpoint.save(tmp_path / "step_1.ckpt", {"w": np.zeros(2)})
+
+
+def test_huge_steps_are_listed_and_bad_steps_refused(tmp_path):
+    m = checkpoint.CheckpointManager(tmp_path)
+    m.save(10 ** 13, {"w": np.zeros(1)})
+    m.save(np.int64(5), {"w": np.zeros(1)})
+    assert m.all_steps() == [5, 10 ** 13] and m.latest_step() == 10 ** 13
+    for bad, error in [(True, TypeError), (1.0, TypeError), ("3", TypeError), (-1, ValueError)]:
+        with pytest.raises(error, match="step"):
+            m.save(bad, {"w": np.zeros(1)})
+    with pytest.raises(TypeError, match="'loss'"):
+        m.save(6, {"w": np.zeros(1)}, metrics={"loss": "abc"})
+    assert m.all_steps() == [5, 10 ** 13]
+
+
+# ------------------------------------------- temporaries, writable arrays, disk full (11)
+
+_KILLED_SAVER = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    from jaxdl import checkpoint
+    def die(fd):  # killed after writing the temporary, before the rename
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.fsync = die
+    checkpoint.save(sys.argv[1], {"w": np.ones(1000, np.float32)})
+""")
+
+
+def test_temporaries_of_killed_saves_are_cleaned_by_the_next_save(tmp_path):
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_SAVER)
+    d = tmp_path / "d"
+    d.mkdir()
+    proc = subprocess.run([sys.executable, str(script), str(d / "w.ckpt")], env=_child_env())
+    assert proc.returncode == -signal.SIGKILL
+    left = os.listdir(d)
+    assert len(left) == 1 and left[0].startswith(".w.ckpt.")  # the killed save's temporary
+    checkpoint.save(d / "other.ckpt", {"v": np.zeros(1)})
+    assert os.listdir(d) == ["other.ckpt"]
+
+
+def test_restored_numpy_arrays_are_writable(tmp_path):
+    checkpoint.save(tmp_path / "t.ckpt", {"w": np.arange(3.0), "n": {"i": np.arange(2)}})
+    tree = checkpoint.restore(tmp_path / "t.ckpt")
+    tree["w"] += 1
+    tree["n"]["i"][0] = 5
+    np.testing.assert_array_equal(tree["w"], [1.0, 2.0, 3.0])
+    target = {"w": np.zeros(3), "n": {"i": np.zeros(2, np.int64)}}
+    assert checkpoint.restore(tmp_path / "t.ckpt", target=target)["w"].flags.writeable
+
+
+def test_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "w.ckpt"
+    checkpoint.save(path, {"w": np.ones(2)})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"w\.ckpt.*disk is full") as info:
+        checkpoint.save(path, {"w": np.zeros(2)})
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(checkpoint.restore(path)["w"], [1.0, 1.0])
+    assert os.listdir(tmp_path) == ["w.ckpt"]

@@ -357,7 +357,10 @@ class ModelCheckpoint(Callback):
         mode: ``"auto"``, ``"min"`` or ``"max"`` for ``monitor``.
         save_freq: ``"epoch"`` or an int N: save every N epochs.
         max_to_keep: keep only the newest N checkpoints (the best by ``monitor``
-            is kept as well).
+            is kept as well). A state whose loss, metrics or params are not
+            finite is saved apart as ``step_<epoch>.diverged.ckpt`` with a
+            warning, and never replaces or prunes the last finite checkpoint;
+            ``Trainer.restore(directory)`` skips it.
         verbose: print a line at each save.
     """
 
@@ -383,7 +386,13 @@ class ModelCheckpoint(Callback):
         return {"best": self._monitor.best}
 
     def load_state_dict(self, state: dict) -> None:
-        self._monitor.best = float(state["best"])
+        from jaxdl.checkpoint import CheckpointError
+        best = state.get("best") if isinstance(state, dict) else None
+        if isinstance(best, bool) or not isinstance(best, (int, float)):
+            raise CheckpointError(f"ModelCheckpoint: the checkpointed callback state field "
+                                  f"'best' must be a number, got {best!r}; the checkpoint's "
+                                  f"metadata is damaged. Resume without it or from another file.")
+        self._monitor.best = float(best)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -397,8 +406,12 @@ class ModelCheckpoint(Callback):
         elif self.monitor in logs and self._monitor.improved(float(logs[self.monitor])):
             self._monitor.best = float(logs[self.monitor])
         meta = self.trainer._checkpoint_metadata({"epoch": epoch + 1})
-        metrics = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+        metrics = {k: v for k, v in logs.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        # A diverged state (non-finite loss or params) is kept apart by the manager, with a
+        # warning naming the epoch; it never replaces or prunes the last finite checkpoint.
         path = self.manager.save(epoch + 1, {"train_state": self.trainer.state},
-                                 metrics=metrics, metadata=meta)
+                                 metrics=metrics, metadata=meta,
+                                 description=f"ModelCheckpoint: epoch {epoch + 1}")
         if self.verbose:
             print(f"ModelCheckpoint: epoch {epoch + 1}: saved {path}")

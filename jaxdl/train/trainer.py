@@ -673,38 +673,60 @@ class Trainer:
     def restore(self, path: str | os.PathLike) -> dict:
         """Load a state written by :meth:`save` or by ``ModelCheckpoint``.
 
-        ``path`` is a checkpoint file or a ``ModelCheckpoint`` directory (its
-        latest step). Works on a fresh Trainer built with the same model and
-        optimizer; then ``fit(..., initial_epoch=trainer.epoch)`` continues
-        exactly as the uninterrupted run would have. Returns the checkpoint's
-        metadata (``epoch``, ``input_shape``...).
+        ``path`` is a checkpoint file or a ``ModelCheckpoint`` directory: its
+        newest loadable, finite step (a corrupt newest file, or a diverged
+        state with non-finite values, is skipped with a warning). Works on a
+        fresh Trainer built with the same model and optimizer; then
+        ``fit(..., initial_epoch=trainer.epoch)`` continues exactly as the
+        uninterrupted run would have. Returns the checkpoint's metadata
+        (``epoch``, ``input_shape``...).
 
         Raises:
             ValueError: the checkpoint belongs to a model or optimizer of
                 another structure (the message names the leaf and both shapes).
-            jaxdl.checkpoint.CheckpointError: the file is corrupt or unsafe.
+            jaxdl.checkpoint.CheckpointError: the file is corrupt or unsafe, or
+                its metadata is malformed (the message names the field).
+            FileNotFoundError: no such file, or a directory without checkpoints.
         """
         from jaxdl import checkpoint
         path = os.fspath(path)
         if os.path.isdir(path):
-            manager = checkpoint.CheckpointManager(path)
-            step = manager.latest_step()
-            if step is None:
-                raise FileNotFoundError(f"Trainer.restore: no checkpoint in directory {path!r}.")
-            path = manager.path(step)
-        meta = checkpoint.read_metadata(path)
+            _, tree, meta = checkpoint.restore_latest(
+                path, target_for=lambda m: self._restore_target(path, m))
+        else:
+            meta = checkpoint.read_metadata(path)
+            tree = checkpoint.restore(path, target=self._restore_target(path, meta))
+        self.state = tree["train_state"]
+        self.input_shape = _tuple_shape(meta["input_shape"])
+        self.epoch = meta["epoch"]
+        self._resumed_callbacks = meta.get("callbacks", {})
+        return meta
+
+    def _restore_target(self, path: str, meta: dict) -> dict:
+        """Check a Trainer checkpoint's metadata; the abstract tree its arrays must match."""
+        from jaxdl import checkpoint
         if meta.get("kind") != "jaxdl.train.Trainer":
             raise ValueError(f"Trainer.restore: {path!r} was not written by Trainer.save or "
                              f"ModelCheckpoint; use checkpoint.restore for plain trees.")
+        checkpoint.require(checkpoint.is_int(meta.get("epoch")), path, "metadata.epoch",
+                           "an int >= 0 (the completed epochs)", meta.get("epoch"))
+
+        def is_shape(s, depth=0):
+            return isinstance(s, list) and len(s) <= 64 and depth < 4 and all(
+                checkpoint.is_int(d) or is_shape(d, depth + 1) for d in s)
+
+        checkpoint.require(is_shape(meta.get("input_shape")), path, "metadata.input_shape",
+                           "a list of ints >= 0 (lists of them for several inputs)",
+                           meta.get("input_shape"))
+        states = meta.get("callbacks", {})
+        checkpoint.require(isinstance(states, dict) and all(
+            isinstance(v, dict) and all(isinstance(f, str) and (
+                x is None or isinstance(x, (int, float, str))) for f, x in v.items())
+            for v in states.values()), path, "metadata.callbacks",
+            "a JSON object of callback name -> {field: number, string or null}", states)
         input_shape = _tuple_shape(meta["input_shape"])
-        target = jax.eval_shape(lambda: TrainState.create(self.model, self._tx, input_shape,
-                                                          jax.random.key(0)))
-        tree = checkpoint.restore(path, target={"train_state": target})
-        self.state = tree["train_state"]
-        self.input_shape = input_shape
-        self.epoch = int(meta["epoch"])
-        self._resumed_callbacks = meta.get("callbacks", {})
-        return meta
+        return {"train_state": jax.eval_shape(
+            lambda: TrainState.create(self.model, self._tx, input_shape, jax.random.key(0)))}
 
     def _require_state(self, owner: str) -> None:
         if self.state is None:
