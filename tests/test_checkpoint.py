@@ -656,3 +656,17 @@ def test_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
     monkeypatch.undo()
     np.testing.assert_array_equal(checkpoint.restore(path)["w"], [1.0, 1.0])
     assert os.listdir(tmp_path) == ["w.ckpt"]
+
+
+def test_readme_states_when_resume_is_bit_identical():
+    """Item 12: the claim holds on one machine, core count and XLA flags only."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Save and resume", 1)[1].split("\n## ", 1)[0]
+    text = " ".join(section.split())
+    claim = re.search(r"[^.]*bit-identical[^.]*\.", text).group(0)
+    for condition in ("same machine", "number of CPU cores", "XLA flags"):
+        assert condition in claim, (condition, claim)
+    assert "1e-4 between 1 and 2 CPU cores" in text
