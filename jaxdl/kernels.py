@@ -46,6 +46,14 @@ With symmetric padding ``P`` the output size along one axis is
 which for ``d = 1`` is the course's ``(H + 2P - f) / S + 1`` (rounded down).
 :func:`conv_output_size` evaluates it.
 
+The helpers behind these rules are public so that layers (jaxdl.nn's, or a
+user's own) validate and size their windows exactly as the kernels do:
+:func:`normalize_tuple` and :func:`normalize_padding` check and normalize the
+arguments, :func:`same_padding` is the ``"same"`` rule, and
+:func:`axis_geometry`, :func:`conv_geometry` and
+:func:`conv_transpose_geometry` give explicit pads and output sizes for any
+number of spatial axes.
+
 Example:
     >>> import jax.numpy as jnp
     >>> from jaxdl import kernels
@@ -73,12 +81,14 @@ from jaxdl._typing import Array
 __all__ = [
     "matmul", "conv2d", "conv2d_im2col", "conv2d_transpose", "max_pool2d", "avg_pool2d",
     "conv_output_size", "POOL_METHODS",
+    # padding and window geometry, shared with the layers
+    "PADDING_STRINGS", "normalize_tuple", "normalize_padding", "same_padding", "axis_geometry",
+    "conv_geometry", "conv_transpose_geometry",
 ]
 
 PaddingLike = Union[str, int, Sequence[int], Sequence[Sequence[int]]]
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
-_PADDING_STRINGS = ("valid", "same")
 
 POOL_METHODS = ("auto", "reduce_window", "reshape", "slices")
 """Implementations of :func:`max_pool2d` and :func:`avg_pool2d` (see there)."""
@@ -87,33 +97,107 @@ _DN = ("NHWC", "HWIO", "NHWC")
 
 
 # ------------------------------------------------------------------------------------------
-# Argument normalization (shared with the layers in jaxdl.nn, which pass their own `owner`).
+# Padding and window geometry. Public so that every layer (jaxdl.nn's and a user's own)
+# validates and sizes its windows by the kernels' rules; `owner` names the caller in errors.
 # ------------------------------------------------------------------------------------------
+
+PADDING_STRINGS = ("valid", "same")
+"""The padding strings the kernels accept (see :func:`normalize_padding`)."""
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _pair(owner: str, name: str, value: Any) -> tuple[int, int]:
-    """``value`` (an int or a pair of ints, all positive) as a pair of ints."""
+def normalize_tuple(owner: str, name: str, value: Any, ndim: int = 2) -> tuple[int, ...]:
+    """A window size, stride or dilation as a tuple of ``ndim`` positive ints.
+
+    Args:
+        owner: the caller, named in error messages (e.g. ``"Conv2D"``).
+        name: the argument, named in error messages (e.g. ``"strides"``).
+        value: a positive int (the same on every axis) or ``ndim`` positive ints.
+        ndim: the number of spatial axes.
+
+    Returns:
+        A tuple of ``ndim`` Python ints, hashable (usable as a static argument).
+
+    Raises:
+        TypeError: ``value`` is neither an int nor a sequence of ``ndim`` ints
+            (bools are refused).
+        ValueError: an entry is zero or negative.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.normalize_tuple("Conv2D", "strides", 2)
+        (2, 2)
+        >>> kernels.normalize_tuple("Conv1D", "kernel_size", [5], ndim=1)
+        (5,)
+    """
     if _is_int(value):
-        value = (value, value)
-    if (not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2
+        value = (value,) * ndim
+    if (not isinstance(value, Sequence) or isinstance(value, str) or len(value) != ndim
             or not all(_is_int(v) for v in value)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int or a pair of positive ints "
-                        f"(height, width), got {value!r}.")
+        many = "a pair of positive ints (height, width)" if ndim == 2 else (
+            f"a sequence of {ndim} positive ints")
+        raise TypeError(f"{owner}: `{name}` must be a positive int or {many}, got {value!r}. "
+                        f"Use e.g. {name}=2.")
     if any(v <= 0 for v in value):
         raise ValueError(f"{owner}: `{name}` must be positive, got {tuple(value)!r}. Use e.g. "
-                         f"{name}=1 or {name}=(2, 2).")
-    return int(value[0]), int(value[1])
+                         f"{name}=1 or {name}={(2,) * ndim}.")
+    return tuple(int(v) for v in value)
 
 
-def _normalize_padding(owner: str, padding: Any, ndim: int = 2,
-                       strings: Sequence[str] = _PADDING_STRINGS):
-    """Normalize ``padding`` to a lowercase string or a hashable tuple.
+def _padding_pairs(padding: Any, ndim: int) -> list[tuple[int, int]] | None:
+    """Explicit ``padding`` as ``ndim`` ``(before, after)`` pairs; ``None`` if malformed."""
+    if _is_int(padding):
+        return [(int(padding), int(padding))] * ndim
+    if not isinstance(padding, Sequence) or isinstance(padding, str):
+        return None
+    if ndim == 1 and len(padding) == 2 and all(_is_int(v) for v in padding):
+        return [(int(padding[0]), int(padding[1]))]  # one axis: (before, after)
+    if len(padding) != ndim:
+        return None
+    pairs = []
+    for p in padding:
+        if _is_int(p):
+            pairs.append((int(p), int(p)))
+        elif (isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
+              and all(_is_int(v) for v in p)):
+            pairs.append((int(p[0]), int(p[1])))
+        else:
+            return None
+    return pairs
 
-    Returns one of the ``strings`` or, for ``ndim`` spatial axes, a tuple of
-    ``ndim`` ``(before, after)`` pairs of non-negative ints.
+
+def normalize_padding(owner: str, padding: Any, ndim: int = 2,
+                      strings: Sequence[str] = PADDING_STRINGS):
+    """A ``padding`` argument as a lowercase string or ``ndim`` ``(before, after)`` pairs.
+
+    Accepted forms (see the module docstring): one of ``strings`` (any case);
+    an int ``p`` (``p`` on both sides of every axis); ``ndim`` entries, each an
+    int or a ``(before, after)`` pair; and, for ``ndim = 1``, one
+    ``(before, after)`` pair.
+
+    Args:
+        owner: the caller, named in error messages.
+        padding: the padding as the user gave it.
+        ndim: the number of spatial axes.
+        strings: the padding names the caller supports (``Conv1D`` adds
+            ``"causal"``).
+
+    Returns:
+        One of ``strings``, or a hashable tuple of ``ndim`` pairs of ints >= 0.
+
+    Raises:
+        ValueError: an unknown string or a negative amount.
+        TypeError: any other malformed value.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.normalize_padding("Conv2D", "SAME")
+        'same'
+        >>> kernels.normalize_padding("Conv2D", (1, (0, 2)))
+        ((1, 1), (0, 2))
     """
     expected = (f"one of {', '.join(repr(s) for s in strings)}, an int, a pair of ints or a "
                 f"pair of (before, after) pairs")
@@ -121,45 +205,83 @@ def _normalize_padding(owner: str, padding: Any, ndim: int = 2,
         if padding.lower() not in strings:
             raise ValueError(f"{owner}: unknown padding {padding!r}; expected {expected}.")
         return padding.lower()
-    if _is_int(padding):
-        pads = [(int(padding), int(padding))] * ndim
-    elif isinstance(padding, Sequence) and len(padding) == ndim:
-        pads = []
-        for p in padding:
-            if _is_int(p):
-                pads.append((int(p), int(p)))
-            elif (isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
-                  and all(_is_int(v) for v in p)):
-                pads.append((int(p[0]), int(p[1])))
-            else:
-                raise TypeError(f"{owner}: padding must be {expected}; got {padding!r}.")
-    elif ndim == 1 and isinstance(padding, Sequence) and len(padding) == 2 and all(
-            _is_int(v) for v in padding):
-        pads = [(int(padding[0]), int(padding[1]))]
-    else:
+    pairs = _padding_pairs(padding, ndim)
+    if pairs is None:
         raise TypeError(f"{owner}: padding must be {expected}; got {padding!r}.")
-    if any(v < 0 for p in pads for v in p):
-        raise ValueError(f"{owner}: padding amounts must be >= 0, got {padding!r}.")
-    return tuple(pads)
+    if any(v < 0 for p in pairs for v in p):
+        raise ValueError(f"{owner}: padding amounts must be >= 0, got {padding!r}. Use 0 for "
+                         f"no padding, or crop the input instead.")
+    return tuple(pairs)
 
 
-def _same_pads(size: int, window: int, stride: int) -> tuple[int, int]:
-    """TF/Keras "same" padding along one axis: output ``ceil(size / stride)``."""
+def same_padding(size: int, window: int, stride: int = 1, dilation: int = 1
+                 ) -> tuple[int, int]:
+    """TensorFlow/Keras ``"same"`` padding along one axis.
+
+    The output has ``ceil(size / stride)`` positions; the total padding
+    ``max((ceil(size / stride) - 1) S + d (f - 1) + 1 - size, 0)`` is split
+    with the odd row, if any, after (bottom/right).
+
+    Args:
+        size: input length.
+        window: window (kernel or pool) length ``f``.
+        stride: step ``S``.
+        dilation: spacing ``d`` between window taps.
+
+    Returns:
+        ``(before, after)``.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.same_padding(5, 2, stride=2)  # the course's 5x5 map pooled 2x2 to 3x3
+        (0, 1)
+        >>> kernels.same_padding(7, 3, dilation=2)
+        (2, 2)
+    """
+    eff = dilation * (window - 1) + 1
     out = -(-size // stride)
-    total = max((out - 1) * stride + window - size, 0)
+    total = max((out - 1) * stride + eff - size, 0)
     return total // 2, total - total // 2
 
 
-def _axis_geometry(owner: str, what: str, size: int, window: int, stride: int, dilation: int,
-                   padding) -> tuple[tuple[int, int], int]:
-    """Pads and output size along one axis; raises if the window does not fit."""
+def axis_geometry(owner: str, what: str, size: int, window: int, stride: int, dilation: int,
+                  padding) -> tuple[tuple[int, int], int]:
+    """Explicit padding and output length of a window slid along one axis.
+
+    Args:
+        owner: the caller, named in error messages.
+        what: the window, named in error messages (``"kernel"``, ``"pool window"``).
+        size: input length ``H``.
+        window: window length ``f``.
+        stride: step ``S``.
+        dilation: spacing ``d`` between taps.
+        padding: one axis of a normalized padding: ``"valid"``, ``"same"``,
+            ``"causal"`` (``d (f - 1)`` before, nothing after: output ``t``
+            sees inputs up to ``t`` only) or a ``(before, after)`` pair.
+
+    Returns:
+        ``((before, after), H')`` with
+        ``H' = floor((H + before + after - d (f - 1) - 1) / S) + 1``.
+
+    Raises:
+        ValueError: the (dilated) window is longer than the padded input.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.axis_geometry("Conv2D", "kernel", 28, 3, 2, 1, "same")
+        ((0, 1), 14)
+        >>> kernels.axis_geometry("Conv1D", "kernel", 10, 3, 1, 2, "causal")
+        ((4, 0), 10)
+    """
     eff = dilation * (window - 1) + 1
     if padding == "valid":
         pads = (0, 0)
     elif padding == "same":
-        pads = _same_pads(size, eff, stride)
+        pads = same_padding(size, window, stride, dilation)
+    elif padding == "causal":
+        pads = (eff - 1, 0)
     else:
-        pads = padding
+        pads = tuple(padding)
     padded = size + pads[0] + pads[1]
     if eff > padded:
         dil = f" (dilated to {eff})" if dilation > 1 else ""
@@ -170,16 +292,96 @@ def _axis_geometry(owner: str, what: str, size: int, window: int, stride: int, d
     return pads, (padded - eff) // stride + 1
 
 
-def _geometry(owner: str, what: str, in_hw: Sequence[int], window: tuple[int, int],
-              strides: tuple[int, int], dilation: tuple[int, int], padding
-              ) -> tuple[Pads, tuple[int, int]]:
-    """Explicit pads and output (height, width) for a normalized ``padding``."""
-    per_axis = padding if isinstance(padding, tuple) else (padding, padding)
-    (ph, oh) = _axis_geometry(owner, what, in_hw[0], window[0], strides[0], dilation[0],
-                              per_axis[0])
-    (pw, ow) = _axis_geometry(owner, what, in_hw[1], window[1], strides[1], dilation[1],
-                              per_axis[1])
-    return (ph, pw), (oh, ow)
+def conv_geometry(owner: str, what: str, in_shape: Sequence[int], window: Sequence[int],
+                  strides: Sequence[int], dilation: Sequence[int], padding
+                  ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Explicit padding and output shape of a window slid over ``len(in_shape)`` axes.
+
+    :func:`axis_geometry` on every spatial axis.
+
+    Args:
+        owner: the caller, named in error messages.
+        what: the window, named in error messages.
+        in_shape: the spatial input shape, e.g. ``(H, W)``.
+        window: the window shape, one entry per axis.
+        strides: one entry per axis.
+        dilation: one entry per axis.
+        padding: a normalized padding (:func:`normalize_padding`): one string
+            for all axes or one ``(before, after)`` pair per axis.
+
+    Returns:
+        ``(pads, out_shape)``: one ``(before, after)`` pair and one output
+        length per axis.
+
+    Raises:
+        ValueError: on some axis the window is longer than the padded input.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.conv_geometry("Conv2D", "kernel", (5, 7), (3, 2), (2, 1), (1, 1), "same")
+        (((1, 1), (0, 1)), (3, 7))
+    """
+    per_axis = padding if isinstance(padding, tuple) else (padding,) * len(in_shape)
+    geo = [axis_geometry(owner, what, *axis) for axis in
+           zip(in_shape, window, strides, dilation, per_axis, strict=True)]
+    return tuple(pads for pads, _ in geo), tuple(out for _, out in geo)
+
+
+def conv_transpose_geometry(owner: str, in_shape: Sequence[int], window: Sequence[int],
+                            strides: Sequence[int], dilation: Sequence[int], padding: str
+                            ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Padding of the equivalent convolution and output shape of a transposed convolution.
+
+    A transposed convolution is computed as a stride-1 convolution of the
+    input dilated by the strides, with the flipped kernel. Along an axis with
+    input ``H``, window ``f``, stride ``S``, dilation ``d`` (``f_eff = d (f - 1)
+    + 1``) the full scatter has ``(H - 1) S + f_eff`` rows (``"valid"``);
+    ``"same"`` crops it to ``H S`` rows, ``floor((f_eff - S) / 2)`` off the
+    top and the rest off the bottom (zero rows are added when ``f_eff < S``).
+
+    Args:
+        owner: the caller, named in error messages.
+        in_shape: the spatial input shape.
+        window: the kernel's spatial shape.
+        strides: one entry per axis.
+        dilation: one entry per axis.
+        padding: ``"valid"`` or ``"same"``.
+
+    Returns:
+        ``(pads, out_shape)``: the ``(before, after)`` padding of the dilated
+        input for the equivalent convolution, and the output length, per axis.
+
+    Raises:
+        ValueError: ``padding`` is not ``"valid"`` or ``"same"``.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.conv_transpose_geometry("Conv2DTranspose", (7, 7), (3, 3), (2, 2),
+        ...                                 (1, 1), "same")
+        (((2, 1), (2, 1)), (14, 14))
+    """
+    if padding not in PADDING_STRINGS:
+        raise ValueError(f"{owner}: padding must be 'valid' or 'same', got {padding!r}.")
+    pads, out = [], []
+    for size, f, s, d in zip(in_shape, window, strides, dilation, strict=True):
+        eff = d * (f - 1) + 1
+        before, after = 0, 0
+        if padding == "same":  # crop (or zero-extend) the full scatter to size * s, TF style
+            total = eff - s
+            before = max(total, 0) // 2
+            after = total - before
+        pads.append((eff - 1 - before, eff - 1 - after))
+        out.append((size - 1) * s + eff - before - after)
+    return tuple(pads), tuple(out)
+
+
+# The private names jaxdl/nn (conv.py, pooling.py) still calls; remove them once it calls the
+# public ones above.
+_pair = normalize_tuple
+_normalize_padding = normalize_padding
+_same_pads = same_padding
+_axis_geometry = axis_geometry
+_geometry = conv_geometry
 
 
 def _check_float(owner: str, name: str, x: Any) -> None:
@@ -286,9 +488,9 @@ def matmul(a: Array, b: Array, precision=None, preferred_element_type=None) -> A
 
 def _conv_setup(owner: str, x, w, strides, padding, dilation, groups):
     """Check a conv2d call; return normalized (strides, pads, dilation, groups, out_hw)."""
-    strides = _pair(owner, "strides", strides)
-    dilation = _pair(owner, "dilation", dilation)
-    padding = _normalize_padding(owner, padding)
+    strides = normalize_tuple(owner, "strides", strides)
+    dilation = normalize_tuple(owner, "dilation", dilation)
+    padding = normalize_padding(owner, padding)
     if not _is_int(groups) or groups <= 0:
         raise ValueError(f"{owner}: `groups` must be a positive int, got {groups!r}.")
     groups = int(groups)
@@ -308,7 +510,7 @@ def _conv_setup(owner: str, x, w, strides, padding, dilation, groups):
     if ws[3] % groups:
         raise ValueError(f"{owner}: the kernel's {ws[3]} output channels must be divisible by "
                          f"groups={groups}.")
-    pads, out_hw = _geometry(owner, "kernel", xs[1:3], ws[:2], strides, dilation, padding)
+    pads, out_hw = conv_geometry(owner, "kernel", xs[1:3], ws[:2], strides, dilation, padding)
     return strides, pads, dilation, groups, out_hw
 
 
@@ -458,26 +660,11 @@ def conv2d_im2col(x: Array, w: Array, strides=1, padding: PaddingLike = "valid",
 # conv2d_transpose
 # ------------------------------------------------------------------------------------------
 
-def _transpose_axis(size: int, window: int, stride: int, dilation: int, padding: str
-                    ) -> tuple[tuple[int, int], int]:
-    """Padding of the equivalent stride-1 conv and the output size along one axis."""
-    eff = dilation * (window - 1) + 1
-    full = (size - 1) * stride + eff
-    if padding == "valid":
-        before, after = 0, 0
-    else:  # "same": crop (or zero-extend) the full scatter to size * stride, TF style.
-        total = eff - stride
-        before = max(total, 0) // 2
-        after = total - before
-    return (eff - 1 - before, eff - 1 - after), full - before - after
-
-
 def _transpose_setup(owner, x_shape, w_shape, strides, padding, dilation):
-    strides = _pair(owner, "strides", strides)
-    dilation = _pair(owner, "dilation", dilation)
-    padding = _normalize_padding(owner, padding)
-    if not isinstance(padding, str):
-        raise ValueError(f"{owner}: padding must be 'valid' or 'same', got {padding!r}.")
+    """Check a conv2d_transpose call; return normalized (strides, pads, dilation, out_hw)."""
+    strides = normalize_tuple(owner, "strides", strides)
+    dilation = normalize_tuple(owner, "dilation", dilation)
+    padding = normalize_padding(owner, padding)
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ValueError(f"{owner}: expected x of shape (batch, height, width, channels) and a "
                          f"kernel (kernel_h, kernel_w, in_channels, out_channels); got x "
@@ -485,10 +672,9 @@ def _transpose_setup(owner, x_shape, w_shape, strides, padding, dilation):
     if x_shape[3] != w_shape[2]:
         raise ValueError(f"{owner}: x has {x_shape[3]} channels but the kernel of shape "
                          f"{tuple(w_shape)} expects {w_shape[2]}.")
-    geo = [_transpose_axis(x_shape[1 + i], w_shape[i], strides[i], dilation[i], padding)
-           for i in range(2)]
-    pads = (geo[0][0], geo[1][0])
-    return strides, pads, dilation, (geo[0][1], geo[1][1])
+    pads, out_hw = conv_transpose_geometry(owner, x_shape[1:3], w_shape[:2], strides, dilation,
+                                           padding)
+    return strides, pads, dilation, out_hw
 
 
 @functools.partial(jax.jit, static_argnames=("strides", "pads", "dilation"))
@@ -546,9 +732,9 @@ def conv2d_transpose(x: Array, w: Array, strides=1, padding: str = "valid",
 # ------------------------------------------------------------------------------------------
 
 def _pool_setup(owner, x, pool_size, strides, padding, method):
-    pool = _pair(owner, "pool_size", pool_size)
-    strides = pool if strides is None else _pair(owner, "strides", strides)
-    padding = _normalize_padding(owner, padding)
+    pool = normalize_tuple(owner, "pool_size", pool_size)
+    strides = pool if strides is None else normalize_tuple(owner, "strides", strides)
+    padding = normalize_padding(owner, padding)
     if method not in POOL_METHODS:
         raise ValueError(f"{owner}: unknown method {method!r}; expected one of {POOL_METHODS}.")
     xs = tuple(jnp.shape(x))
@@ -558,12 +744,12 @@ def _pool_setup(owner, x, pool_size, strides, padding, method):
                          f"with x[..., None].")
     _check_float(owner, "x", x)
     if isinstance(padding, tuple):
-        for (b, a), f in zip(padding, pool):
+        for (b, a), f in zip(padding, pool, strict=True):
             if b >= f or a >= f:
                 raise ValueError(f"{owner}: explicit padding {padding!r} must be smaller than "
                                  f"the pool window {pool} on each side, or some windows would "
                                  f"hold padding only.")
-    pads, out_hw = _geometry(owner, "pool window", xs[1:3], pool, strides, (1, 1), padding)
+    pads, out_hw = conv_geometry(owner, "pool window", xs[1:3], pool, strides, (1, 1), padding)
     return pool, strides, pads, out_hw
 
 
@@ -607,7 +793,7 @@ def _resolve_method(method: str, kind: str, pool, strides) -> str:
 def _pool_counts(in_hw, pool, strides, pads, out_hw) -> np.ndarray:
     """How many real (non-padding) inputs each window covers, shape (1, H', W', 1)."""
     counts = []
-    for size, f, s, (b, _), o in zip(in_hw, pool, strides, pads, out_hw):
+    for size, f, s, (b, _), o in zip(in_hw, pool, strides, pads, out_hw, strict=True):
         start = np.arange(o) * s - b
         counts.append(np.minimum(start + f, size) - np.maximum(start, 0))
     return (counts[0][:, None] * counts[1][None, :]).astype(np.float64)[None, :, :, None]
@@ -799,7 +985,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0,
                     ("dilation", dilation)):
         if not _is_int(v) or v <= 0:
             raise ValueError(f"{owner}: `{name}` must be a positive int, got {v!r}.")
-    pad = _normalize_padding(owner, padding, ndim=1)
+    pad = normalize_padding(owner, padding, ndim=1)
     pad = pad if isinstance(pad, str) else pad[0]
-    return _axis_geometry(owner, "kernel", int(size), int(kernel_size), int(stride),
-                          int(dilation), pad)[1]
+    return axis_geometry(owner, "kernel", int(size), int(kernel_size), int(stride),
+                         int(dilation), pad)[1]

@@ -1,5 +1,6 @@
 """jaxdl.kernels against plain numpy loops and the course's worked examples."""
 
+import contextlib
 import functools
 import itertools
 import math
@@ -24,6 +25,22 @@ RNG = np.random.default_rng(0)
 
 def _normal(shape, dtype=np.float32):
     return RNG.normal(size=shape).astype(dtype)
+
+
+@contextlib.contextmanager
+def _count_compiles():
+    """Collects one entry per XLA backend compilation inside the ``with`` block."""
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 # ------------------------------------------------------------------------- the course
@@ -177,10 +194,12 @@ def test_conv2d_under_jit_grad_and_vmap_without_recompiling():
     np.testing.assert_allclose(g[1, 2, 0, 1], fd, rtol=1e-2)
     per_example = jax.vmap(lambda xi: kernels.conv2d(xi[None], w)[0])(x)
     np.testing.assert_allclose(per_example, kernels.conv2d(x, w), rtol=1e-6, atol=1e-6)
-    before = kernels._conv2d_xla._cache_size()
-    kernels.conv2d(x, w)
-    kernels.conv2d(x + 1.0, w)
-    assert kernels._conv2d_xla._cache_size() == before
+    kernels.conv2d(x, w)  # compiled here (if no earlier test did)
+    x2 = x + 1.0
+    with _count_compiles() as compiles:
+        kernels.conv2d(x, w)
+        kernels.conv2d(x2, w)
+    assert compiles == [], "a second call with the same shapes compiled again"
 
 
 def test_conv2d_errors():
@@ -384,3 +403,138 @@ def test_conv_output_size_errors():
         kernels.conv_output_size(5, 3, 1, "full")
     with pytest.raises(ValueError, match=r"larger than the padded input"):
         kernels.conv_output_size(3, 5)
+
+
+# ------------------------------------------------------------------------- padding helpers
+
+
+def test_normalize_tuple_forms_and_errors():
+    assert kernels.normalize_tuple("Conv2D", "strides", 3) == (3, 3)
+    assert kernels.normalize_tuple("Conv2D", "strides", [2, 1]) == (2, 1)
+    assert kernels.normalize_tuple("Conv1D", "kernel_size", 5, ndim=1) == (5,)
+    assert kernels.normalize_tuple("Conv3D", "dilation", (1, 2, 3), ndim=3) == (1, 2, 3)
+    got = kernels.normalize_tuple("Conv2D", "strides", (np.int64(2), 2))
+    assert got == (2, 2) and all(type(v) is int for v in got)  # hashable, static-arg ready
+    with pytest.raises(TypeError, match=r"Conv2D: `strides` must be a positive int or a pair"
+                                        r".*got True"):
+        kernels.normalize_tuple("Conv2D", "strides", True)
+    with pytest.raises(TypeError, match=r"Conv1D: `kernel_size` must be .*1 positive ints"):
+        kernels.normalize_tuple("Conv1D", "kernel_size", (3, 3), ndim=1)
+    with pytest.raises(TypeError, match=r"`pool_size`"):
+        kernels.normalize_tuple("MaxPool2D", "pool_size", "2")
+    with pytest.raises(ValueError, match=r"MaxPool2D: `pool_size` must be positive, got "
+                                         r"\(2, 0\)"):
+        kernels.normalize_tuple("MaxPool2D", "pool_size", (2, 0))
+
+
+@pytest.mark.parametrize("padding,ndim,want", [
+    ("VALID", 2, "valid"),
+    ("same", 2, "same"),
+    (1, 2, ((1, 1), (1, 1))),
+    ((1, 2), 2, ((1, 1), (2, 2))),  # (p_h, p_w)
+    (((0, 1), (2, 3)), 2, ((0, 1), (2, 3))),
+    ((1, (0, 2)), 2, ((1, 1), (0, 2))),
+    (2, 1, ((2, 2),)),
+    ((1, 2), 1, ((1, 2),)),  # one axis: (before, after)
+    ([3], 1, ((3, 3),)),
+    (0, 3, ((0, 0), (0, 0), (0, 0))),
+])
+def test_normalize_padding_forms(padding, ndim, want):
+    assert kernels.normalize_padding("Conv", padding, ndim) == want
+
+
+def test_normalize_padding_errors_name_the_owner():
+    assert kernels.normalize_padding("Conv1D", "Causal", 1, ("valid", "same", "causal")) == (
+        "causal")
+    with pytest.raises(ValueError, match=r"Conv2D: unknown padding 'causal'; expected one of "
+                                         r"'valid', 'same'"):
+        kernels.normalize_padding("Conv2D", "causal")
+    with pytest.raises(ValueError, match=r"Conv2D: padding amounts must be >= 0, got \(1, -1\)"):
+        kernels.normalize_padding("Conv2D", (1, -1))
+    for bad in [(1, 2, 3), ((1, 2, 3), 1), 1.5, True, None, ((1, 2), (3, 4))]:
+        ndim = 1 if bad == ((1, 2), (3, 4)) else 2
+        with pytest.raises(TypeError, match=r"Conv2D: padding must be one of 'valid', 'same'"):
+            kernels.normalize_padding("Conv2D", bad, ndim)
+
+
+@pytest.mark.parametrize("size,window,stride,dilation,want", [
+    (5, 2, 2, 1, (0, 1)),    # the course's 5x5 map pooled 2x2/2 to 3x3: one extra column after
+    (28, 3, 2, 1, (0, 1)),   # out 14: 13 * 2 + 3 - 28 = 1
+    (28, 3, 1, 1, (1, 1)),   # out 28: 27 + 3 - 28 = 2
+    (7, 3, 1, 2, (2, 2)),    # dilated window 5: 6 + 5 - 7 = 4
+    (6, 1, 3, 1, (0, 0)),    # out 2: 3 + 1 - 6 < 0, no padding
+    (10, 4, 3, 1, (1, 2)),   # out 4: 9 + 4 - 10 = 3, the odd one after
+])
+def test_same_padding_by_hand(size, window, stride, dilation, want):
+    assert kernels.same_padding(size, window, stride, dilation) == want
+
+
+@pytest.mark.parametrize("size,window,stride,dilation,padding,want", [
+    (28, 3, 2, 1, "valid", ((0, 0), 13)),     # (28 - 3) // 2 + 1
+    (28, 3, 2, 1, "same", ((0, 1), 14)),
+    (5, 3, 1, 1, (1, 2), ((1, 2), 6)),        # padded 8: 8 - 3 + 1
+    (10, 3, 1, 2, "causal", ((4, 0), 10)),    # d (f - 1) = 4 before, nothing after
+    (10, 3, 2, 1, "causal", ((2, 0), 5)),     # padded 12: (12 - 3) // 2 + 1
+    (9, 3, 1, 3, "valid", ((0, 0), 3)),       # dilated window 7: 9 - 7 + 1
+])
+def test_axis_geometry_by_hand(size, window, stride, dilation, padding, want):
+    assert kernels.axis_geometry("Conv", "kernel", size, window, stride, dilation,
+                                 padding) == want
+
+
+def test_axis_geometry_window_too_large_names_owner_and_sizes():
+    with pytest.raises(ValueError, match=r"Conv1D: the kernel of size 3 \(dilated to 5\) is "
+                                         r"larger than the padded input of size 4 \(input 3 "
+                                         r"\+ padding 0 \+ 1\)"):
+        kernels.axis_geometry("Conv1D", "kernel", 3, 3, 1, 2, (0, 1))
+
+
+def test_conv_geometry_per_axis_and_any_rank():
+    # H: 5 rows, window 3, stride 2, same: out 3, total 2 * 2 + 3 - 5 = 2 -> (1, 1);
+    # W: 7 columns, window 2, stride 1, same: out 7, total 6 + 2 - 7 = 1 -> (0, 1).
+    assert kernels.conv_geometry("Conv2D", "kernel", (5, 7), (3, 2), (2, 1), (1, 1),
+                                 "same") == (((1, 1), (0, 1)), (3, 7))
+    assert kernels.conv_geometry("Conv2D", "kernel", (5, 7), (3, 2), (1, 1), (1, 1),
+                                 ((0, 0), (2, 1))) == (((0, 0), (2, 1)), (3, 9))
+    assert kernels.conv_geometry("Conv1D", "kernel", (10,), (3,), (1,), (2,),
+                                 "causal") == (((4, 0),), (10,))
+    assert kernels.conv_geometry("Conv3D", "kernel", (4, 6, 8), (2, 3, 4), (2, 3, 4),
+                                 (1, 1, 1), "valid") == (((0, 0),) * 3, (2, 2, 2))
+    with pytest.raises(ValueError, match=r"MaxPool2D: the pool window of size 4"):
+        kernels.conv_geometry("MaxPool2D", "pool window", (8, 3), (2, 4), (2, 2), (1, 1),
+                              "valid")
+
+
+def test_conv_geometry_agrees_with_conv2d_shapes():
+    x = jax.ShapeDtypeStruct((1, 9, 8, 2), jnp.float32)
+    w = jax.ShapeDtypeStruct((3, 2, 2, 4), jnp.float32)
+    for padding in ("valid", "same", ((2, 0), (1, 3))):
+        _, out = kernels.conv_geometry("t", "kernel", (9, 8), (3, 2), (2, 3), (2, 1), padding)
+        conv = functools.partial(kernels.conv2d, strides=(2, 3), padding=padding,
+                                 dilation=(2, 1))
+        assert jax.eval_shape(conv, x, w).shape == (1, *out, 4), padding
+
+
+@pytest.mark.parametrize("size,window,stride,dilation,padding,want", [
+    # full scatter (H - 1) S + f_eff; pads of the equivalent conv are f_eff - 1 - crop.
+    (7, 3, 2, 1, "valid", ((2, 2), 15)),   # 6 * 2 + 3
+    (7, 3, 2, 1, "same", ((2, 1), 14)),    # crop f_eff - S = 1: 0 before, 1 after
+    (4, 5, 2, 1, "same", ((3, 2), 8)),     # crop 3: 1 before, 2 after; 3 * 2 + 5 - 3
+    (3, 1, 3, 1, "same", ((0, 2), 9)),     # f_eff < S: 2 zero rows appended; 2 * 3 + 1 + 2
+    (5, 3, 1, 2, "valid", ((4, 4), 9)),    # dilated window 5: 4 + 5
+])
+def test_conv_transpose_geometry_by_hand(size, window, stride, dilation, padding, want):
+    pads, out = kernels.conv_transpose_geometry("Conv2DTranspose", (size,), (window,),
+                                                (stride,), (dilation,), padding)
+    assert (pads[0], out[0]) == want
+    x = jnp.ones((1, size, 1, 1))
+    w = jnp.ones((window, 1, 1, 1))
+    y = kernels.conv2d_transpose(x, w, (stride, 1), padding, (dilation, 1))
+    assert y.shape[1] == want[1]
+
+
+def test_conv_transpose_geometry_rejects_explicit_padding():
+    with pytest.raises(ValueError, match=r"Conv2DTranspose: padding must be 'valid' or 'same', "
+                                         r"got \(\(1, 1\), \(1, 1\)\)"):
+        kernels.conv_transpose_geometry("Conv2DTranspose", (4, 4), (3, 3), (2, 2), (1, 1),
+                                        ((1, 1), (1, 1)))
