@@ -830,6 +830,17 @@ def _pool(x, kind, pool, strides, pads, out_hw, method):
     return y.astype(dtype)
 
 
+def _pool_call(owner: str, kind: str, x, pool_size, strides, padding, method: str) -> Array:
+    """Check and normalize a pooling call, pick the method and run the jitted pooling."""
+    x = jnp.asarray(x)
+    pool, strides, pads, out_hw = _pool_setup(owner, x, pool_size, strides, padding, method)
+    method = _resolve_method(method, kind, pool, strides)
+    if method == "reshape" and pool != strides:
+        raise ValueError(f"{owner}: method='reshape' needs pool_size == strides, got pool_size "
+                         f"{pool} and strides {strides}; use method='slices' or 'auto'.")
+    return _pool(x, kind, pool, strides, pads, out_hw, method)
+
+
 def max_pool2d(x: Array, pool_size=2, strides=None, padding: PaddingLike = "valid", *,
                method: str = "auto") -> Array:
     """2-D max pooling over NHWC input, jit-compiled.
@@ -887,14 +898,7 @@ def max_pool2d(x: Array, pool_size=2, strides=None, padding: PaddingLike = "vali
                [4., 2., 1.],
                [0., 2., 1.]], dtype=float32)
     """
-    owner = "kernels.max_pool2d"
-    x = jnp.asarray(x)
-    pool, strides, pads, out_hw = _pool_setup(owner, x, pool_size, strides, padding, method)
-    method = _resolve_method(method, "max", pool, strides)
-    if method == "reshape" and pool != strides:
-        raise ValueError(f"{owner}: method='reshape' needs pool_size == strides, got pool_size "
-                         f"{pool} and strides {strides}; use method='slices' or 'auto'.")
-    return _pool(x, "max", pool, strides, pads, out_hw, method)
+    return _pool_call("kernels.max_pool2d", "max", x, pool_size, strides, padding, method)
 
 
 def avg_pool2d(x: Array, pool_size=2, strides=None, padding: PaddingLike = "valid", *,
@@ -931,14 +935,7 @@ def avg_pool2d(x: Array, pool_size=2, strides=None, padding: PaddingLike = "vali
         Array([[ 2.5,  4.5],
                [10.5, 12.5]], dtype=float32)
     """
-    owner = "kernels.avg_pool2d"
-    x = jnp.asarray(x)
-    pool, strides, pads, out_hw = _pool_setup(owner, x, pool_size, strides, padding, method)
-    method = _resolve_method(method, "avg", pool, strides)
-    if method == "reshape" and pool != strides:
-        raise ValueError(f"{owner}: method='reshape' needs pool_size == strides, got pool_size "
-                         f"{pool} and strides {strides}; use method='slices' or 'auto'.")
-    return _pool(x, "avg", pool, strides, pads, out_hw, method)
+    return _pool_call("kernels.avg_pool2d", "avg", x, pool_size, strides, padding, method)
 
 
 # ------------------------------------------------------------------------------------------
