@@ -64,14 +64,30 @@ def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool =
     print(f"\nreport written to {out}")
     return status
 
+
+def positive_int(text: str) -> int:
+    """argparse type for counts such as ``--epochs``: an integer >= 1, else a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``jaxdl`` console script; returns the exit status."""
+    from jaxdl import __version__
+
     parser = argparse.ArgumentParser(prog="jaxdl", description="jaxdl: deep learning for JAX "
                                      "from pure functions.")
+    parser.add_argument("--version", action="version", version=f"jaxdl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     sub.add_parser("info", help="print versions, the JAX backend and its devices")
     demo_p = sub.add_parser("demo", help="train the default CNN on the bundled 8x8 digits")
-    demo_p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    demo_p.add_argument("--epochs", type=positive_int, default=20,
+                        help="training epochs, at least 1 (default 20)")
     demo_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo_p.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
     bench_p = sub.add_parser("bench", help="run the benchmark suite (kernels, training steps, "
@@ -80,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bench_p.add_argument("--out", default="jaxdl-bench.md", help="report file (default "
                          "jaxdl-bench.md)")
     bench_p.add_argument("--no-tuned-malloc", action="store_true",
-                       help="leave glibc's malloc untuned (default: tune it for every framework)")
+                         help="leave glibc's malloc untuned (default: tune it for every framework)")
     args = parser.parse_args(argv)
     if args.command == "info":
         print(info())
