@@ -260,7 +260,7 @@ def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransforma
                 "with the same optimizer's init(params)."
             )
         new_states = []
-        for tx, extra, s in zip(txs, takes_extra, state):
+        for tx, extra, s in zip(txs, takes_extra, state, strict=True):
             if extra:
                 updates, s = tx.update(updates, s, params, **extra_args)
             else:
@@ -273,16 +273,7 @@ def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransforma
 
 def identity() -> optax.GradientTransformation:
     """The transform that returns its updates unchanged (state: ``EmptyState()``)."""
-
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None):
-        del params
-        return updates, state
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.stateless(lambda updates, params: updates)
 
 
 Schedule = Callable[[jax.Array], Any]

@@ -23,7 +23,6 @@ import numpy as np
 import optax
 
 from jaxdl.optim._base import (
-    EmptyState,
     acc_dtype,
     cast,
     check_hyper,
@@ -66,14 +65,39 @@ __all__ = [
 # ---------------------------------------------------------------- helpers ---
 
 
-def _map_split(fn: Callable, tree: Any, *rest: Any) -> tuple[Any, Any]:
-    """Maps ``fn`` (returning a pair) over trees; returns the two result trees."""
-    leaves, treedef = jax.tree.flatten(tree)
-    others = [treedef.flatten_up_to(r) for r in rest]
-    pairs = [fn(*xs) for xs in zip(leaves, *others)]
-    first = treedef.unflatten([p[0] for p in pairs])
-    second = treedef.unflatten([p[1] for p in pairs])
-    return first, second
+def _lift(rule: Callable) -> Callable:
+    """Lifts a per-leaf update rule to pytrees, with the dtype policy built in.
+
+    ``rule(dt, g, *state) -> (u, *new_state)`` computes one leaf's update and
+    new statistics in the dtype ``dt``; its arguments arrive already cast to
+    ``dt``, at least float32 and wide enough for the incoming update and every
+    state leaf. The lifted function
+    ``(updates, *state_trees) -> (updates, *new_state_trees)`` maps the rule
+    over the leaves of ``updates`` and casts each result back: the update to
+    the incoming update's dtype, each statistic to its own stored dtype. (The
+    idea of jax's ``example_libraries.optimizers.optimizer`` decorator.)
+    """
+
+    def leaf(g, *state):
+        dt = widest(g.dtype, *(x.dtype for x in state))
+        u, *new = rule(dt, g.astype(dt), *(x.astype(dt) for x in state))
+        return (u.astype(g.dtype), *(n.astype(x.dtype) for n, x in zip(new, state, strict=True)))
+
+    def tree_fn(updates, *state_trees):
+        leaves, treedef = jax.tree.flatten(updates)
+        columns = [leaves] + [treedef.flatten_up_to(tree) for tree in state_trees]
+        results = [leaf(*xs) for xs in zip(*columns, strict=True)]
+        return tuple(
+            treedef.unflatten([r[i] for r in results]) for i in range(len(columns))
+        )
+
+    return tree_fn
+
+
+def _ema(decay: Any, dt: Any, new: jax.Array, old: jax.Array) -> jax.Array:
+    """The moving-average step ``(1 - decay) * new + decay * old`` in ``dt``,
+    with optax's ``update_moment`` order of operations."""
+    return cast(1 - decay, dt) * new + cast(decay, dt) * old
 
 
 def _zeros_acc(params: Any, dtype: Any = None) -> Any:
@@ -92,16 +116,14 @@ def _full_acc(params: Any, value: Any) -> Any:
     )
 
 
-def _compute_dtype(g: jax.Array, *state: jax.Array) -> Any:
-    """The dtype a leaf update is computed in: at least float32, and wide enough
-    for the incoming update and every state leaf it combines with."""
-    return widest(g.dtype, *(s.dtype for s in state))
-
-
-def _debias(x: jax.Array, factor: jax.Array) -> jax.Array:
-    """Bias correction ``x / (1 - decay**t)``, given the factor from
-    :func:`one_minus_pow` (computed once per update), cast to x's dtype."""
-    return x / factor.astype(x.dtype)
+def _debias_by(decay: Any, count: Optional[jax.Array]) -> Callable:
+    """The bias correction ``x -> x / (1 - decay**count)``, the factor computed
+    once per update (:func:`one_minus_pow`) and cast to each x's dtype; the
+    identity when ``count`` is None (no bias correction)."""
+    if count is None:
+        return lambda x: x
+    factor = one_minus_pow(decay, count)
+    return lambda x: x / factor.astype(x.dtype)
 
 
 # ------------------------------------------------------------------ scale ---
@@ -137,15 +159,11 @@ def scale(step_size: Any) -> optax.GradientTransformation:
     """
     check_hyper("optim.scale", "step_size", step_size)
 
-    def init_fn(params):
+    def update(updates, params):
         del params
-        return EmptyState()
+        return jax.tree.map(lambda g: cast(step_size, g.dtype) * g, updates)
 
-    def update_fn(updates, state, params=None):
-        del params
-        return jax.tree.map(lambda g: cast(step_size, g.dtype) * g, updates), state
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.stateless(update)
 
 
 def scale_by_learning_rate(learning_rate: Any) -> optax.GradientTransformation:
@@ -180,34 +198,23 @@ def scale_by_learning_rate(learning_rate: Any) -> optax.GradientTransformation:
     """
     check_rate("optim.scale_by_learning_rate", "learning_rate", learning_rate)
 
-    if callable(learning_rate):
+    def descend(rate, updates):
+        if is_python_scalar(rate):
+            step = -rate
+            return jax.tree.map(lambda g: step * g, updates)
+        return jax.tree.map(lambda g: -jnp.asarray(rate).astype(g.dtype) * g, updates)
 
-        def init_fn(params):
-            del params
-            return ScaleByScheduleState(count=zeros_count())
-
-        def update_fn(updates, state, params=None):
-            del params
-            rate = learning_rate(state.count)
-            updates = jax.tree.map(
-                lambda g: -jnp.asarray(rate).astype(g.dtype) * g, updates
-            )
-            return updates, ScaleByScheduleState(count=safe_increment(state.count))
-
-        return optax.GradientTransformation(init_fn, update_fn)
+    if not callable(learning_rate):
+        return optax.stateless(lambda updates, params: descend(learning_rate, updates))
 
     def init_fn(params):
         del params
-        return EmptyState()
+        return ScaleByScheduleState(count=zeros_count())
 
     def update_fn(updates, state, params=None):
         del params
-        if is_python_scalar(learning_rate):
-            step = -learning_rate
-            return jax.tree.map(lambda g: step * g, updates), state
-        return jax.tree.map(
-            lambda g: -jnp.asarray(learning_rate).astype(g.dtype) * g, updates
-        ), state
+        updates = descend(learning_rate(state.count), updates)
+        return updates, ScaleByScheduleState(count=safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -228,22 +235,36 @@ class TraceState(NamedTuple):
     trace: Any
 
 
-def _momentum_leaf(decay: Any, damped: bool, nesterov: bool) -> Callable:
-    """The per-leaf rule of :func:`trace` and :func:`moving_average`.
+def _momentum(
+    owner: str, decay: Any, nesterov: bool, *, damped: bool, state: Callable,
+    accumulator_dtype: Optional[Any] = None,
+) -> optax.GradientTransformation:
+    """The transform behind :func:`trace` and :func:`moving_average`.
 
     ``m_t = d g_t + mu m_{t-1}`` and ``u_t = m_t`` (or ``d g_t + mu m_t`` with the
     Nesterov look-ahead), where ``d = 1 - mu`` for the course's moving average
-    (``damped``) and ``d = 1`` for classical momentum. Computed in float32 at
-    least; the update and the buffer keep their own dtypes.
+    (``damped``) and ``d = 1`` for classical momentum. ``state`` builds the
+    one-field state NamedTuple from the buffer.
     """
-    def leaf(g, m):
-        dt = _compute_dtype(g, m)
+    check_hyper(owner, "decay", decay, low=0.0, high=1.0)
+
+    def init_fn(params):
+        check_params_floating(owner, params)
+        return state(_zeros_acc(params, accumulator_dtype))
+
+    @_lift
+    def step(dt, g, m):
         mu = cast(decay, dt)
-        g_ = cast(1 - decay, dt) * g.astype(dt) if damped else g.astype(dt)
-        m_new = g_ + mu * m.astype(dt)
-        u = g_ + mu * m_new if nesterov else m_new
-        return u.astype(g.dtype), m_new.astype(m.dtype)
-    return leaf
+        g = cast(1 - decay, dt) * g if damped else g
+        m = g + mu * m
+        return (g + mu * m if nesterov else m), m
+
+    def update_fn(updates, buffer, params=None):
+        del params
+        updates, new_buffer = step(updates, buffer[0])
+        return updates, state(new_buffer)
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def trace(
@@ -287,20 +308,8 @@ def trace(
         >>> print(u)
         [1.5]
     """
-    check_hyper("optim.trace", "decay", decay, low=0.0, high=1.0)
-
-    def init_fn(params):
-        check_params_floating("optim.trace", params)
-        return TraceState(trace=_zeros_acc(params, accumulator_dtype))
-
-    def update_fn(updates, state, params=None):
-        del params
-
-        leaf = _momentum_leaf(decay, damped=False, nesterov=nesterov)
-        updates, new_trace = _map_split(leaf, updates, state.trace)
-        return updates, TraceState(trace=new_trace)
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    return _momentum("optim.trace", decay, nesterov, damped=False, state=TraceState,
+                     accumulator_dtype=accumulator_dtype)
 
 
 class MovingAverageState(NamedTuple):
@@ -350,20 +359,8 @@ def moving_average(decay: Any, nesterov: bool = False) -> optax.GradientTransfor
         >>> print(u)
         [0.1]
     """
-    check_hyper("optim.moving_average", "decay", decay, low=0.0, high=1.0)
-
-    def init_fn(params):
-        check_params_floating("optim.moving_average", params)
-        return MovingAverageState(average=_zeros_acc(params))
-
-    def update_fn(updates, state, params=None):
-        del params
-
-        leaf = _momentum_leaf(decay, damped=True, nesterov=nesterov)
-        updates, new_avg = _map_split(leaf, updates, state.average)
-        return updates, MovingAverageState(average=new_avg)
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    return _momentum("optim.moving_average", decay, nesterov, damped=True,
+                     state=MovingAverageState)
 
 
 # ---------------------------------------------------------------- adagrad ---
@@ -424,14 +421,13 @@ def scale_by_adagrad(
     def update_fn(updates, state, params=None):
         del params
 
-        def leaf(g, s):
-            dt = _compute_dtype(g, s)
-            g_ = g.astype(dt)
-            s_new = jnp.square(g_) + s.astype(dt)
-            inv = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + cast(eps, dt)), 0.0)
-            return (inv * g_).astype(g.dtype), s_new.astype(s.dtype)
+        @_lift
+        def step(dt, g, s):
+            s = jnp.square(g) + s
+            inv = jnp.where(s > 0, jax.lax.rsqrt(s + cast(eps, dt)), 0.0)
+            return inv * g, s
 
-        updates, new_sum = _map_split(leaf, updates, state.sum_of_squares)
+        updates, new_sum = step(updates, state.sum_of_squares)
         return updates, ScaleByAdagradState(sum_of_squares=new_sum)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -463,6 +459,21 @@ class ScaleByRmsWithCountState(NamedTuple):
 
     count: jax.Array
     nu: Any
+
+
+def _rms_setup(
+    owner: str, decay: Any, eps: Any, initial_scale: Any, bias_correction: bool,
+    plain: Callable, counted: Callable,
+) -> Callable:
+    """Checks the hyperparameters :func:`scale_by_rms` and :func:`scale_by_stddev`
+    share and returns their state builder ``(count, **moments) -> state``: the
+    ``counted`` state keeps the step count (bias correction), ``plain`` drops it."""
+    check_hyper(owner, "decay", decay, low=0.0, high=1.0)
+    check_hyper(owner, "eps", eps, low=0.0)
+    check_hyper(owner, "initial_scale", initial_scale, low=0.0)
+    if bias_correction:
+        return counted
+    return lambda count, **moments: plain(**moments)
 
 
 def _rms_scaling(v: jax.Array, eps: Any, eps_in_sqrt: bool) -> jax.Array:
@@ -512,34 +523,25 @@ def scale_by_rms(
         [2.]
     """
     owner = "optim.scale_by_rms"
-    check_hyper(owner, "decay", decay, low=0.0, high=1.0)
-    check_hyper(owner, "eps", eps, low=0.0)
-    check_hyper(owner, "initial_scale", initial_scale, low=0.0)
+    make_state = _rms_setup(owner, decay, eps, initial_scale, bias_correction,
+                            ScaleByRmsState, ScaleByRmsWithCountState)
 
     def init_fn(params):
         check_params_floating(owner, params)
-        nu = _full_acc(params, initial_scale)
-        if bias_correction:
-            return ScaleByRmsWithCountState(count=zeros_count(), nu=nu)
-        return ScaleByRmsState(nu=nu)
+        return make_state(count=zeros_count(), nu=_full_acc(params, initial_scale))
 
     def update_fn(updates, state, params=None):
         del params
         count = safe_increment(state.count) if bias_correction else None
-        factor = one_minus_pow(decay, count) if bias_correction else None
+        debias = _debias_by(decay, count)
 
-        def leaf(g, v):
-            dt = _compute_dtype(g, v)
-            g_ = g.astype(dt)
-            v_new = cast(1 - decay, dt) * jnp.square(g_) + cast(decay, dt) * v.astype(dt)
-            v_hat = _debias(v_new, factor) if bias_correction else v_new
-            u = _rms_scaling(v_hat, eps, eps_in_sqrt) * g_
-            return u.astype(g.dtype), v_new.astype(v.dtype)
+        @_lift
+        def step(dt, g, v):
+            v = _ema(decay, dt, jnp.square(g), v)
+            return _rms_scaling(debias(v), eps, eps_in_sqrt) * g, v
 
-        updates, nu = _map_split(leaf, updates, state.nu)
-        if bias_correction:
-            return updates, ScaleByRmsWithCountState(count=count, nu=nu)
-        return updates, ScaleByRmsState(nu=nu)
+        updates, nu = step(updates, state.nu)
+        return updates, make_state(count=count, nu=nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -615,45 +617,29 @@ def scale_by_stddev(
         [2.]
     """
     owner = "optim.scale_by_stddev"
-    check_hyper(owner, "decay", decay, low=0.0, high=1.0)
-    check_hyper(owner, "eps", eps, low=0.0)
-    check_hyper(owner, "initial_scale", initial_scale, low=0.0)
+    make_state = _rms_setup(owner, decay, eps, initial_scale, bias_correction,
+                            ScaleByStddevState, ScaleByStddevWithCountState)
 
     def init_fn(params):
         check_params_floating(owner, params)
-        mu = _zeros_acc(params)
-        nu = _full_acc(params, initial_scale)
-        if bias_correction:
-            return ScaleByStddevWithCountState(count=zeros_count(), mu=mu, nu=nu)
-        return ScaleByStddevState(mu=mu, nu=nu)
+        return make_state(count=zeros_count(), mu=_zeros_acc(params),
+                          nu=_full_acc(params, initial_scale))
 
     def update_fn(updates, state, params=None):
         del params
         count = safe_increment(state.count) if bias_correction else None
-        factor = one_minus_pow(decay, count) if bias_correction else None
-        leaves, treedef = jax.tree.flatten(updates)
-        mus = treedef.flatten_up_to(state.mu)
-        nus = treedef.flatten_up_to(state.nu)
-        outs, new_mu, new_nu = [], [], []
-        for g, m, v in zip(leaves, mus, nus):
-            dt = _compute_dtype(g, m, v)
-            g_ = g.astype(dt)
-            keep, take = cast(decay, dt), cast(1 - decay, dt)
-            m_new = take * g_ + keep * m.astype(dt)
-            v_new = take * jnp.square(g_) + keep * v.astype(dt)
-            if bias_correction:
-                m_hat, v_hat = _debias(m_new, factor), _debias(v_new, factor)
-            else:
-                m_hat, v_hat = m_new, v_new
-            var = v_hat - m_hat * m_hat
-            outs.append((_rms_scaling(var, eps, eps_in_sqrt) * g_).astype(g.dtype))
-            new_mu.append(m_new.astype(m.dtype))
-            new_nu.append(v_new.astype(v.dtype))
-        updates = treedef.unflatten(outs)
-        mu, nu = treedef.unflatten(new_mu), treedef.unflatten(new_nu)
-        if bias_correction:
-            return updates, ScaleByStddevWithCountState(count=count, mu=mu, nu=nu)
-        return updates, ScaleByStddevState(mu=mu, nu=nu)
+        debias = _debias_by(decay, count)
+
+        @_lift
+        def step(dt, g, m, v):
+            m = _ema(decay, dt, g, m)
+            v = _ema(decay, dt, jnp.square(g), v)
+            m_hat = debias(m)
+            var = debias(v) - m_hat * m_hat
+            return _rms_scaling(var, eps, eps_in_sqrt) * g, m, v
+
+        updates, mu, nu = step(updates, state.mu, state.nu)
+        return updates, make_state(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -741,32 +727,22 @@ def scale_by_adam(
     def update_fn(updates, state, params=None):
         del params
         count = safe_increment(state.count)
-        factor1 = one_minus_pow(b1, count)
-        factor2 = one_minus_pow(b2, count)
-        factor1_next = one_minus_pow(b1, safe_increment(count)) if nesterov else None
-        leaves, treedef = jax.tree.flatten(updates)
-        mus = treedef.flatten_up_to(state.mu)
-        nus = treedef.flatten_up_to(state.nu)
-        outs, new_mu, new_nu = [], [], []
-        for g, m, v in zip(leaves, mus, nus):
-            dt = _compute_dtype(g, m, v)
-            g_ = g.astype(dt)
-            m_new = cast(1 - b1, dt) * g_ + cast(b1, dt) * m.astype(dt)
-            v_new = cast(1 - b2, dt) * jnp.square(g_) + cast(b2, dt) * v.astype(dt)
-            if nesterov:
-                m_hat = cast(b1, dt) * _debias(m_new, factor1_next) + cast(
-                    1 - b1, dt
-                ) * _debias(g_, factor1)
+        debias1, debias2 = _debias_by(b1, count), _debias_by(b2, count)
+        debias1_next = _debias_by(b1, safe_increment(count)) if nesterov else None
+
+        @_lift
+        def step(dt, g, m, v):
+            m = _ema(b1, dt, g, m)
+            v = _ema(b2, dt, jnp.square(g), v)
+            if nesterov:  # NAdam: look one step ahead on the first moment
+                m_hat = cast(b1, dt) * debias1_next(m) + cast(1 - b1, dt) * debias1(g)
             else:
-                m_hat = _debias(m_new, factor1)
-            v_hat = _debias(v_new, factor2)
-            u = m_hat / (jnp.sqrt(v_hat + cast(eps_root, dt)) + cast(eps, dt))
-            outs.append(u.astype(g.dtype))
-            new_mu.append(m_new.astype(m.dtype))
-            new_nu.append(v_new.astype(v.dtype))
-        return treedef.unflatten(outs), ScaleByAdamState(
-            count=count, mu=treedef.unflatten(new_mu), nu=treedef.unflatten(new_nu)
-        )
+                m_hat = debias1(m)
+            u = m_hat / (jnp.sqrt(debias2(v) + cast(eps_root, dt)) + cast(eps, dt))
+            return u, m, v
+
+        updates, mu, nu = step(updates, state.mu, state.nu)
+        return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -785,8 +761,24 @@ class AddDecayedWeightsState(NamedTuple):
     count: jax.Array
 
 
-def _resolve_mask(mask: Any, params: Any) -> Any:
-    return mask(params) if callable(mask) else mask
+def _add_decay(lam: Any, mask: Any, updates: Any, params: Any) -> Any:
+    """``g + lam * w`` on every leaf the mask allows (all when ``mask`` is None)."""
+    if is_number(lam) and lam == 0:
+        return updates
+
+    def decay(g, p):
+        return g + cast(lam, p.dtype) * p
+
+    if mask is None:
+        return jax.tree.map(decay, updates, params)
+
+    def masked(m, u, p):
+        if isinstance(m, (bool, np.bool_)):
+            return jax.tree.map(decay, u, p) if m else u
+        return jax.tree.map(lambda a, b: jnp.where(m, decay(a, b), a), u, p)
+
+    tree_mask = mask(params) if callable(mask) else mask
+    return jax.tree.map(masked, tree_mask, updates, params)
 
 
 def add_decayed_weights(
@@ -824,40 +816,24 @@ def add_decayed_weights(
     owner = "optim.add_decayed_weights"
     check_rate(owner, "weight_decay", weight_decay)
 
-    def init_fn(params):
-        del params
-        if callable(weight_decay):
-            return AddDecayedWeightsState(count=zeros_count())
-        return EmptyState()
-
-    def update_fn(updates, state, params=None):
+    def decayed(lam, updates, params):
         if params is None:
             raise ValueError(
                 f"{owner}: update needs the current params to decay them, got "
                 "params=None. Call update(grads, state, params)."
             )
-        if callable(weight_decay):
-            lam = weight_decay(state.count)
-            new_state = AddDecayedWeightsState(count=safe_increment(state.count))
-        else:
-            lam = weight_decay
-            new_state = state
-        if is_number(lam) and lam == 0:
-            return updates, new_state
+        return _add_decay(lam, mask, updates, params)
 
-        def decay(g, p):
-            return g + cast(lam, p.dtype) * p
+    if not callable(weight_decay):
+        return optax.stateless(lambda updates, params: decayed(weight_decay, updates, params))
 
-        if mask is None:
-            return jax.tree.map(decay, updates, params), new_state
+    def init_fn(params):
+        del params
+        return AddDecayedWeightsState(count=zeros_count())
 
-        def masked(m, u, p):
-            if isinstance(m, (bool, np.bool_)):
-                return jax.tree.map(decay, u, p) if m else u
-            return jax.tree.map(lambda a, b: jnp.where(m, decay(a, b), a), u, p)
-
-        tree_mask = _resolve_mask(mask, params)
-        return jax.tree.map(masked, tree_mask, updates, params), new_state
+    def update_fn(updates, state, params=None):
+        updates = decayed(weight_decay(state.count), updates, params)
+        return updates, AddDecayedWeightsState(count=safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -866,7 +842,9 @@ def add_decayed_weights(
 
 
 def clip(max_delta: Any) -> optax.GradientTransformation:
-    r"""Clips every coordinate into :math:`[-\delta, \delta]`: :math:`u = \min(\max(g, -\delta), \delta)`.
+    r"""Clips every coordinate into :math:`[-\delta, \delta]`.
+
+    :math:`u = \min(\max(g, -\delta), \delta)`, coordinate by coordinate.
 
     Args:
         max_delta: :math:`\delta` >= 0.
@@ -884,20 +862,11 @@ def clip(max_delta: Any) -> optax.GradientTransformation:
     """
     check_hyper("optim.clip", "max_delta", max_delta, low=0.0)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
+    def leaf(g):
+        d = cast(max_delta, g.dtype)
+        return jnp.clip(g, -d, d)
 
-    def update_fn(updates, state, params=None):
-        del params
-
-        def leaf(g):
-            d = cast(max_delta, g.dtype)
-            return jnp.clip(g, -d, d)
-
-        return jax.tree.map(leaf, updates), state
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.stateless(lambda updates, params: jax.tree.map(leaf, updates))
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -945,11 +914,7 @@ def clip_by_global_norm(max_norm: Any) -> optax.GradientTransformation:
     """
     check_hyper("optim.clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None):
+    def update(updates, params):
         del params
         norm = global_norm(updates)
         keep = norm < cast(max_norm, norm.dtype)
@@ -960,6 +925,6 @@ def clip_by_global_norm(max_norm: Any) -> optax.GradientTransformation:
             scaled = (g_ / norm.astype(dt)) * cast(max_norm, dt)
             return jnp.where(keep, g_, scaled).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates), state
+        return jax.tree.map(leaf, updates)
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.stateless(update)
