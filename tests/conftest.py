@@ -92,8 +92,8 @@ def check_layer_contract(layer, input_shape, *, batch=3, training=False, wrong_s
         bad = jnp.ones((batch,) + tuple(wrong_shape), jnp.float32)
         try:
             layer.apply(params, state, bad, key=k_apply, training=training)
-        except ValueError as e:
-            msg = str(e)
+        except ValueError as e:  # the message and its notes (e.g. Sequential's layer name)
+            msg = "\n".join([str(e), *getattr(e, "__notes__", ())])
         else:
             raise AssertionError(f"{layer}: input of shape {bad.shape} did not raise ValueError")
         name = type(layer).__name__

@@ -144,7 +144,8 @@ def test_conv2d_errors():
         layer.apply(params, state, jnp.ones((8, 8, 3)))
     with pytest.raises(ValueError, match=r"expected an input_shape \(height, width, channels\)"):
         layer.init(jax.random.key(0), (28, 28))
-    with pytest.raises(ValueError, match=r"Sequential layer 'conv2d_1'.*larger than the padded"):
+    with pytest.raises(ValueError,
+                       match=r"(?s)larger than the padded.*Sequential layer 'conv2d_1'"):
         nn.Sequential([nn.Conv2D(2, 3), nn.Conv2D(2, 5)]).init(jax.random.key(0), (6, 6, 1))
 
 

@@ -11,7 +11,6 @@ import pytest
 from jaxdl import nn
 from jaxdl.nn import initializers
 
-
 # ----------------------------------------------------------------------------- Dense
 
 def test_dense_contract(layer_contract):
@@ -71,7 +70,7 @@ def test_layers_are_hashable_frozen_and_json_friendly():
         layer.features = 4
     assert json.loads(json.dumps(dataclasses.asdict(layer)))["features"] == 3
     # A layer can be a static argument of jit.
-    f = jax.jit(lambda l, p, x: l.apply(p, {}, x)[0], static_argnums=0)
+    f = jax.jit(lambda lay, p, x: lay.apply(p, {}, x)[0], static_argnums=0)
     params, _ = layer.init(jax.random.key(0), (2,))
     assert f(layer, params, jnp.ones((1, 2))).shape == (1, 3)
 
@@ -135,7 +134,7 @@ def test_sequential_errors():
     params, state = model.init(jax.random.key(0), (3,))
     with pytest.raises(ValueError, match=r"\['conv2d_0'\].*\['dense_0'\]"):
         model.apply({"conv2d_0": {}}, state, jnp.ones((1, 3)))
-    with pytest.raises(ValueError, match=r"dense_0.*'kernel'"):
+    with pytest.raises(ValueError, match=r"lack the leaf 'dense_0/kernel'"):
         model.apply({"dense_0": {"bias": params["dense_0"]["bias"]}}, state, jnp.ones((1, 3)))
 
 
@@ -236,3 +235,107 @@ def test_bfloat16_compute_with_float32_accumulation(layer, shape):
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(g))
     with pytest.raises(TypeError, match="compute_dtype"):
         dataclasses.replace(layer, compute_dtype="int8")
+
+
+# ------------------------------------------------- params of another model, notes, bad args
+
+def test_params_of_another_model_raise_naming_the_leaf():
+    trunk = nn.Sequential([nn.Dense(32, activation="relu"), nn.Dense(1)])
+    model = nn.Sequential([nn.Dense(16, activation="relu"), nn.Dense(1)])
+    trunk_params, state = trunk.init(jax.random.key(0), (8,))
+    x = jnp.ones((4, 8))
+    for apply in (model.apply, jax.jit(model.apply, static_argnames="training")):
+        with pytest.raises(ValueError, match=r"Sequential.*'dense_0/kernel' has shape \(8, 32\)"
+                                             r".*init makes \(8, 16\)"):
+            apply(trunk_params, state, x)
+    # A standalone layer names its own leaf.
+    with pytest.raises(ValueError, match=r"Dense\(features=16\).*'kernel' has shape \(8, 32\)"):
+        nn.Dense(16).apply(trunk_params["dense_0"], {}, x)
+    # An extra leaf is another model's too (a bias fed to a bias-free layer).
+    with pytest.raises(ValueError, match=r"'bias'.*that init does not make"):
+        nn.Dense(32, use_bias=False).apply(trunk_params["dense_0"], {}, x)
+    # The model's own params are unchanged: same numbers as by hand, eager and jitted.
+    params, state = model.init(jax.random.key(1), (8,))
+    want = np.maximum(np.ones((4, 8)) @ np.asarray(params["dense_0"]["kernel"]), 0.0) \
+        @ np.asarray(params["dense_1"]["kernel"])
+    for apply in (model.apply, jax.jit(model.apply)):
+        np.testing.assert_allclose(apply(params, state, x)[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_traced_training_flag_keeps_jax_error_with_layer_note():
+    model = nn.Sequential([nn.Dense(4), nn.Dropout(0.5), nn.Dense(1)])
+    params, state = model.init(jax.random.key(0), (3,))
+    x = jnp.ones((2, 3))
+    with pytest.raises(jax.errors.ConcretizationTypeError) as info:
+        jax.jit(model.apply)(params, state, x, key=jax.random.key(1), training=True)
+    notes = "\n".join(getattr(info.value, "__notes__", ()))
+    assert "Sequential layer 'dropout_0'" in notes
+    assert "static_argnames='training'" in notes
+    # The fix the note gives works.
+    y, _ = jax.jit(model.apply, static_argnames="training")(
+        params, state, x, key=jax.random.key(1), training=True)
+    assert y.shape == (2, 1)
+
+
+def test_value_errors_of_inner_layers_keep_their_type_and_gain_the_layer_name():
+    model = nn.Sequential([nn.Dense(2), nn.Reshape((3,))])
+    with pytest.raises(ValueError, match=r"Reshape\(shape=\(3,\)\): cannot reshape") as info:
+        model.init(jax.random.key(0), (3,))
+    assert type(info.value) is ValueError
+    assert "Sequential layer 'reshape_0' (input_shape (2,))" in "\n".join(info.value.__notes__)
+
+
+def _dense_params():
+    return nn.Dense(3).init(jax.random.key(0), (4,))[0]
+
+
+BAD_CALLS = {
+    "sequential apply(None, None, x)": (
+        lambda: nn.Sequential([nn.Dense(3)]).apply(None, None, jnp.ones((2, 4))),
+        TypeError, r"Sequential: `params` must be the dict.*got NoneType.*init\("),
+    "sequential state None": (
+        lambda: nn.Sequential([nn.Dense(3)]).apply({"dense_0": _dense_params()}, None,
+                                                   jnp.ones((2, 4))),
+        TypeError, r"Sequential: `state` must be the dict.*got NoneType"),
+    "dense apply(None, None, x)": (
+        lambda: nn.Dense(3).apply(None, None, jnp.ones((2, 4))),
+        TypeError, r"Dense\(features=3\): `params` must be the dict.*got NoneType"),
+    "conv apply(None, None, x)": (
+        lambda: nn.Conv2D(2, 3).apply(None, None, jnp.ones((1, 5, 5, 1))),
+        TypeError, r"Conv2D.*`params` must be the dict.*got NoneType"),
+    "Dense.init key=None": (
+        lambda: nn.Dense(3).init(None, (4,)),
+        TypeError, r"Dense.init: `key` must be a JAX random key, got None.*jax.random.key\(0\)"),
+    "Dense.init key=int": (
+        lambda: nn.Dense(3).init(0, (4,)),
+        TypeError, r"Dense.init: `key` must be a JAX random key, got int 0.*jax.random.key\(0\)"),
+    "Conv2D.init key=None": (
+        lambda: nn.Conv2D(2, 3).init(None, (5, 5, 1)),
+        TypeError, r"Conv2D.init: `key`.*jax.random.key\(0\)"),
+    "Sequential.init key=int": (
+        lambda: nn.Sequential([nn.Dense(3)]).init(7, (4,)),
+        TypeError, r"Sequential.init: `key`.*got int 7.*jax.random.key\(0\)"),
+    "Embedding.init key=None": (
+        lambda: nn.Embedding(10, 4).init(None, (3,)),
+        TypeError, r"Embedding.init: `key`.*jax.random.key\(0\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CALLS))
+def test_bad_arguments_get_a_clear_error(case):
+    call, error, pattern = BAD_CALLS[case]
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_raw_uint32_keys_still_work():
+    params, _ = nn.Dense(3).init(jax.random.PRNGKey(0), (4,))
+    assert params["kernel"].shape == (4, 3)
+
+
+def test_flatten_empty_batch():
+    y, _ = nn.Flatten().apply({}, {}, jnp.ones((0, 5, 4, 3)))
+    assert y.shape == (0, 60)
+    model = nn.Sequential([nn.Flatten(), nn.Dense(2)])
+    params, state = model.init(jax.random.key(0), (5, 4, 3))
+    assert model.apply(params, state, jnp.ones((0, 5, 4, 3)))[0].shape == (0, 2)

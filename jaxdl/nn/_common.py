@@ -3,6 +3,7 @@ activation, and the low-precision compute option."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import jax
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey
-from jaxdl.nn import activations, initializers
+from jaxdl.nn import activations, base, initializers
 
 
 def check_options(owner: str, layer: Any) -> None:
@@ -30,6 +31,7 @@ def check_options(owner: str, layer: Any) -> None:
 def init_kernel_bias(layer: Any, key: PRNGKey, kernel_shape: tuple[int, ...],
                      features: int) -> Params:
     """``{"kernel": kernel_shape, "bias": (features,)}`` (no bias when ``use_bias`` is off)."""
+    base.check_key(f"{type(layer).__name__}.init", key)
     k_kernel, k_bias = jax.random.split(key)
     params = {"kernel": initializers.get(layer.kernel_init)(k_kernel, kernel_shape, jnp.float32)}
     if layer.use_bias:
@@ -55,3 +57,15 @@ def bias_activation(layer: Any, params: Params, y: Array) -> Array:
     if layer.use_bias:
         y = y + params["bias"]
     return activations.get(layer.activation)(y)
+
+
+def kernel(owner: str, layer: Any, params: Any, x: Any) -> Array:
+    """``params["kernel"]``; params that are not a dict or lack it raise a clear error.
+
+    Call ``base.check_params`` once the input itself is validated: it checks the
+    rest of the tree against what ``init`` makes for this input.
+    """
+    if not isinstance(params, Mapping) or "kernel" not in params:
+        base.check_params(owner, layer, params, x)
+    return params["kernel"]
+

@@ -9,7 +9,9 @@ printable, JSON-friendly) and two pure methods:
 * ``apply(params, state, x, *, key=None, training=False) -> (y, state)``: ``x``
   has the batch axis first (channels last for images). ``key`` supplies
   randomness (dropout), ``training`` switches train/inference behaviour. A
-  layer without state returns the ``state`` it was given.
+  layer without state returns the ``state`` it was given. ``training`` is a
+  Python bool that selects code paths, so under ``jax.jit`` it must be static:
+  ``jax.jit(model.apply, static_argnames="training")``.
 
 Because layers are hashable they can be closed over or passed as static
 arguments to ``jax.jit``; because params are plain dicts, ``jax.grad``,
@@ -19,8 +21,10 @@ arguments to ``jax.jit``; because params are plain dicts, ``jax.grad``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import jax
@@ -64,10 +68,10 @@ class Layer:
         """The output shape, without the batch axis, for inputs of ``input_shape``."""
         shape = _checks.shape_tuple(type(self).__name__, input_shape)
         params, state = jax.eval_shape(lambda k: self.init(k, shape), jax.random.key(0))
-        return _abstract_output_shape(self, params, state, shape)
+        return abstract_output_shape(self, params, state, shape)
 
 
-def _abstract_output_shape(layer: Any, params: Params, state: State, shape: Shape) -> Shape:
+def abstract_output_shape(layer: Any, params: Params, state: State, shape: Shape) -> Shape:
     """Output shape of ``layer.apply`` on a batch of one, computed without FLOPs."""
     x = jax.ShapeDtypeStruct((1,) + tuple(shape), jnp.float32)
     y, _ = jax.eval_shape(lambda p, s, v: layer.apply(p, s, v, training=False), params, state, x)
@@ -85,16 +89,105 @@ def output_shape(layer: Layer, input_shape: Shape) -> Shape:
     return layer.output_shape(_checks.shape_tuple(type(layer).__name__, input_shape))
 
 
-def describe(layer: Any) -> str:
-    """A short description of a layer for error messages, e.g. ``Dense(features=3)``."""
-    if dataclasses.is_dataclass(layer):
-        fields = [f for f in dataclasses.fields(layer) if f.repr]
-        shown = ", ".join(f"{f.name}={getattr(layer, f.name)!r}" for f in fields[:2])
-        return f"{type(layer).__name__}({shown})"
-    return type(layer).__name__
-
-
 def count_params(tree: Any) -> int:
     """Number of scalar entries in all array leaves of ``tree``."""
     return sum(math.prod(jnp.shape(leaf) if not hasattr(leaf, "shape") else leaf.shape)
                for leaf in jax.tree.leaves(tree))
+
+
+def check_key(owner: str, key: Any) -> None:
+    """Raise ``TypeError`` unless ``key`` is a JAX random key (new-style or raw ``uint32``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == jnp.uint32 and jnp.ndim(key) >= 1)):
+        return
+    got = "None" if key is None else f"{type(key).__name__} {key!r}"[:80]
+    raise TypeError(f"{owner}: `key` must be a JAX random key, got {got}. Pass "
+                    f"jax.random.key(0) (or a key split from one with jax.random.split).")
+
+
+def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """``{"dense_0/kernel": shape, ...}``: every array leaf of ``tree`` by its path."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(path, simple=True, separator="/"): tuple(jnp.shape(leaf))
+            for path, leaf in leaves}
+
+
+def _init_shapes(layer: Any, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+    params, _ = jax.eval_shape(lambda k: layer.init(k, input_shape), jax.random.key(0))
+    return leaf_shapes(params)
+
+
+_cached_init_shapes = functools.lru_cache(maxsize=1024)(_init_shapes)
+
+
+def init_param_shapes(layer: Any, input_shape: Shape) -> Optional[dict[str, tuple[int, ...]]]:
+    """The param leaf shapes ``layer.init`` makes for ``input_shape``, by path.
+
+    Computed abstractly (``jax.eval_shape``: no FLOPs, no memory) and cached per
+    ``(layer, input_shape)``, since layers are hashable. ``None`` when ``init``
+    itself rejects ``input_shape`` (the layer's ``apply`` then reports it).
+    """
+    try:
+        hash(layer)
+        compute = _cached_init_shapes
+    except TypeError:
+        compute = _init_shapes
+    try:
+        return compute(layer, tuple(int(d) for d in input_shape))
+    except (ValueError, TypeError):
+        return None
+
+
+def _param_problems(want: dict, got: dict) -> list[str]:
+    """Each missing, mis-shaped or unexpected leaf, in path order."""
+    problems = []
+    for path, shape in want.items():
+        if path not in got:
+            problems.append(f"params lack the leaf '{path}' (of shape {shape})")
+        elif got[path] != shape:
+            problems.append(f"params leaf '{path}' has shape {got[path]}, but init makes {shape}")
+    problems += [f"params hold a leaf '{path}' (of shape {shape}) that init does not make"
+                 for path, shape in got.items() if path not in want]
+    return problems
+
+
+def check_params(owner: str, layer: Any, params: Any, x: Any) -> None:
+    """Check ``params`` against what ``layer.init`` makes for inputs shaped like ``x``.
+
+    Every leaf must be there with the shape ``init`` gives it, and no other leaf
+    may be: params of another model (a ``Dense(32)`` trunk fed to a ``Dense(16)``
+    model) raise instead of running silently. Shapes are static, so under
+    ``jit`` this costs one cached ``jax.eval_shape`` per layer and input shape.
+
+    Raises:
+        TypeError: if ``params`` is not a dict (e.g. ``None``).
+        ValueError: naming the missing, mis-shaped or unexpected leaves (the first three).
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{owner}: `params` must be the dict of arrays that init returned, got "
+                        f"{type(params).__name__}. Create them with params, state = "
+                        f"layer.init(jax.random.key(0), input_shape) and pass those.")
+    x_shape = tuple(jnp.shape(x))
+    want = init_param_shapes(layer, x_shape[1:]) if x_shape else None
+    problems = [] if want is None else _param_problems(want, leaf_shapes(params))
+    if problems:
+        listed = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+        raise ValueError(f"{owner}: {listed} for inputs of shape {x_shape[1:]} (x has shape "
+                         f"{x_shape}). The params were made by another model or for inputs of "
+                         f"another shape: pass the params this layer's init made for these "
+                         f"inputs, or inputs of the shape the params were made for.")
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """Attach ``note`` to ``error`` (PEP 678) so a bare ``raise`` re-raises it unchanged.
+
+    The original exception object is kept, so JAX's own error classes (which
+    cannot be rebuilt from a message) come through intact. Python 3.10 lacks
+    ``add_note``: the note is stored in ``__notes__`` all the same (tools such
+    as pytest read it there), though 3.10's tracebacks do not print it.
+    """
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # Python 3.10
+        error.__notes__ = [*getattr(error, "__notes__", []), note]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional, Union
 
-
 from jaxdl import _checks, kernels
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
-from jaxdl.nn import _common, activations
+from jaxdl.nn import _common, activations, base
 from jaxdl.nn.base import Layer
 
 InitLike = Union[str, Callable]
@@ -136,12 +135,13 @@ class Conv2D(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        kernel = params["kernel"]
+        kernel = _common.kernel(self._owner, self, params, x)
         cin = kernel.shape[2] * self.groups
         x = _input(self._owner, x, kernel.dtype, 4, "(batch, height, width, ", cin,
                    f"Pass NHWC images with {cin} channels (x[..., None] adds a channel axis to "
                    f"grayscale batches), or init the layer with the input's shape.")
         self._geometry(x.shape[1:3])
+        base.check_params(self._owner, self, params, x)
         xc, kc, accumulate = _common.compute_operands(self, x, kernel)
         y = kernels.conv2d(xc, kc, self.strides, self.padding, self.dilation, self.groups,
                            preferred_element_type=accumulate)
@@ -247,12 +247,13 @@ class Conv1D(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        kernel = params["kernel"]
+        kernel = _common.kernel(self._owner, self, params, x)
         cin = kernel.shape[1] * self.groups
         x = _input(self._owner, x, kernel.dtype, 3, "(batch, length, ", cin,
                    f"Pass sequences with {cin} channels (x[..., None] adds a channel axis), "
                    f"or init the layer with the input's shape.")
         pads, _ = self._geometry(x.shape[1])
+        base.check_params(self._owner, self, params, x)
         xc, kc, accumulate = _common.compute_operands(self, x, kernel)
         y = kernels.conv2d(xc[:, None], kc[None], (1, self.strides), ((0, 0), pads),
                            (1, self.dilation), self.groups, preferred_element_type=accumulate)
@@ -339,10 +340,11 @@ class Conv2DTranspose(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        kernel = params["kernel"]
+        kernel = _common.kernel(self._owner, self, params, x)
         cin = kernel.shape[2]
         x = _input(self._owner, x, kernel.dtype, 4, "(batch, height, width, ", cin,
                    f"Pass NHWC inputs with {cin} channels, or init the layer with the input's "
                    f"shape.")
+        base.check_params(self._owner, self, params, x)
         y = kernels.conv2d_transpose(x, kernel, self.strides, self.padding, self.dilation)
         return _common.bias_activation(self, params, y), state

@@ -9,7 +9,7 @@ import jax
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
-from jaxdl.nn import _common, activations
+from jaxdl.nn import _common, activations, base
 from jaxdl.nn.base import Layer
 
 InitLike = Union[str, Callable]
@@ -69,15 +69,17 @@ class Dense(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        kernel = params["kernel"]
-        _checks.batched_rank(f"Dense(features={self.features})", x, 2)
-        x = _checks.floating_input(f"Dense(features={self.features})", x, kernel.dtype)
+        owner = f"Dense(features={self.features})"
+        _checks.batched_rank(owner, x, 2)
+        kernel = _common.kernel(owner, self, params, x)
+        x = _checks.floating_input(owner, x, kernel.dtype)
         if x.shape[-1] != kernel.shape[0]:
             raise ValueError(
                 f"Dense(features={self.features}): expected input of shape (batch, ..., "
                 f"{kernel.shape[0]}) to match its kernel of shape {tuple(kernel.shape)}, but "
                 f"received x of shape {tuple(x.shape)}. Pass inputs with {kernel.shape[0]} "
                 f"features, or init the layer with input_shape={tuple(x.shape[1:])}.")
+        base.check_params(owner, self, params, x)
         xc, kc, accumulate = _common.compute_operands(self, x, kernel)
         y = jax.lax.dot_general(xc, kc, (((x.ndim - 1,), (0,)), ((), ())),
                                 preferred_element_type=accumulate)

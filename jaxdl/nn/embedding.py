@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
-from jaxdl.nn import initializers
+from jaxdl.nn import base, initializers
 from jaxdl.nn.base import Layer
 
 
@@ -59,6 +59,7 @@ class Embedding(Layer):
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         _checks.shape_tuple("Embedding", input_shape)
+        base.check_key("Embedding.init", key)
         table = initializers.get(self.embeddings_init)(key, (self.vocab_size, self.features),
                                                        jnp.float32)
         return {"embedding": table}, {}
@@ -69,6 +70,8 @@ class Embedding(Layer):
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
         owner = f"Embedding(vocab_size={self.vocab_size}, features={self.features})"
+        if not isinstance(params, dict) or "embedding" not in params:
+            base.check_params(owner, self, params, x)
         table = params["embedding"]
         x = jnp.asarray(x)
         if not jnp.issubdtype(x.dtype, jnp.integer):
@@ -79,6 +82,7 @@ class Embedding(Layer):
             raise ValueError(f"{owner}: its table has shape {tuple(table.shape)}, expected "
                              f"({self.vocab_size}, {self.features}); were the params made by "
                              f"another layer's init?")
+        base.check_params(owner, self, params, x)
         if not isinstance(x, jax.core.Tracer) and x.size:
             ids = np.asarray(x)  # a concrete array, even while another function is traced
             lo, hi = int(ids.min()), int(ids.max())

@@ -20,7 +20,7 @@ class Flatten(Layer):
     The bridge from convolutional feature maps to dense layers, in row-major
     (C) order: the course's 3×3 pooled map ``[[1, 1, 0], [4, 2, 1], [0, 2, 1]]``
     becomes ``[1, 1, 0, 4, 2, 1, 0, 2, 1]``. A ``(batch,)`` input gives
-    ``(batch, 1)``.
+    ``(batch, 1)``; an empty batch ``(0, d1, ..., dk)`` gives ``(0, d1·…·dk)``.
 
     No params, no state.
 
@@ -42,7 +42,8 @@ class Flatten(Layer):
               training: bool = False) -> tuple[Array, State]:
         x = jnp.asarray(x)
         _checks.batched_rank("Flatten", x, 1)
-        return x.reshape(x.shape[0], -1), state
+        # The size, not -1: -1 is undefined for an empty batch (0 values to spread).
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])), state
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Optional, Sequence
 
 import jax
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
-from jaxdl.nn.base import Layer, _abstract_output_shape
+from jaxdl.nn import base
+from jaxdl.nn.base import Layer
 
 
 def _is_layer(obj) -> bool:
-    return not isinstance(obj, type) and callable(getattr(obj, "init", None)) and callable(getattr(obj, "apply", None))
+    return (not isinstance(obj, type) and callable(getattr(obj, "init", None))
+            and callable(getattr(obj, "apply", None)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,12 @@ class Sequential(Layer):
         >>> y, state = model.apply(params, state, jnp.ones((4, 8)))
         >>> y.shape
         (4, 1)
+        >>> fast = jax.jit(model.apply, static_argnames="training")  # a Python bool flag
+        >>> y, state = fast(params, state, jnp.ones((4, 8)), training=True)
+
+    Errors raised inside a layer keep their type and gain a note naming the
+    layer (``in Sequential layer 'dense_1'``). Params are checked against what
+    ``init`` makes for the input's shape (see :func:`jaxdl.nn.base.check_params`).
     """
 
     layers: Sequence[Layer] = ()
@@ -74,13 +83,15 @@ class Sequential(Layer):
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         shape = _checks.shape_tuple("Sequential", input_shape)
+        base.check_key("Sequential.init", key)
         params, state = {}, {}
-        for i, (name, layer) in enumerate(zip(self.names, self.layers)):
+        for i, (name, layer) in enumerate(zip(self.names, self.layers, strict=True)):
             try:
                 p, s = layer.init(jax.random.fold_in(key, i), shape)
-                shape = _abstract_output_shape(layer, p, s, shape)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"Sequential layer '{name}' (input_shape {shape}): {e}") from e
+                shape = base.abstract_output_shape(layer, p, s, shape)
+            except Exception as e:
+                base.add_note(e, f"in Sequential layer '{name}' (input_shape {shape})")
+                raise
             if jax.tree.leaves(p):
                 params[name] = p
             if jax.tree.leaves(s):
@@ -89,32 +100,55 @@ class Sequential(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = _checks.shape_tuple("Sequential", input_shape)
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             try:
                 shape = layer.output_shape(shape)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"Sequential layer '{name}' (input_shape {shape}): {e}") from e
+            except Exception as e:
+                base.add_note(e, f"in Sequential layer '{name}' (input_shape {shape})")
+                raise
         return shape
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
         names = self.names
-        unknown = set(params) - set(names) or set(state) - set(names)
-        if unknown:
-            raise ValueError(f"Sequential: params/state hold entries {sorted(unknown)} that match "
-                             f"no layer of this model (its layers are {list(names)}). Were they "
-                             f"made by another model's init?")
+        self._check_trees(params, state, x)
         new_state = {}
-        for i, (name, layer) in enumerate(zip(names, self.layers)):
+        for i, (name, layer) in enumerate(zip(names, self.layers, strict=True)):
             sub_key = None if key is None else jax.random.fold_in(key, i)
             try:
                 x, s = layer.apply(params.get(name, {}), state.get(name, {}), x,
                                    key=sub_key, training=training)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"Sequential layer '{name}': {e}") from e
             except KeyError as e:
                 raise ValueError(f"Sequential layer '{name}': its params or state lack the entry "
                                  f"{e}; were they made by this model's init?") from e
+            except Exception as e:
+                base.add_note(e, _apply_note(e, name))
+                raise
             if jax.tree.leaves(s):
                 new_state[name] = s
         return x, new_state
+
+    def _check_trees(self, params: Params, state: State, x: Array) -> None:
+        """Params and state must be dicts made by this model's init for inputs like ``x``."""
+        if not isinstance(params, Mapping):
+            base.check_params("Sequential", self, params, x)  # raises its TypeError
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Sequential: `state` must be the dict that init returned, got "
+                            f"{type(state).__name__}. Create it with params, state = "
+                            f"model.init(jax.random.key(0), input_shape) and pass both.")
+        unknown = set(params) - set(self.names) or set(state) - set(self.names)
+        if unknown:
+            raise ValueError(f"Sequential: params/state hold entries {sorted(unknown)} that match "
+                             f"no layer of this model (its layers are {list(self.names)}). Were "
+                             f"they made by another model's init?")
+        base.check_params("Sequential", self, params, x)
+
+
+def _apply_note(error: BaseException, name: str) -> str:
+    """The note naming the layer; for a traced ``training`` flag, also the fix."""
+    note = f"in Sequential layer '{name}'"
+    hinted = any("static_argnames" in n for n in getattr(error, "__notes__", ()))
+    if isinstance(error, jax.errors.ConcretizationTypeError) and not hinted:
+        note += (" (if `training` is traced, make it static: "
+                 "jax.jit(model.apply, static_argnames='training'))")
+    return note

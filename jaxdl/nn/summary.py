@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from jaxdl import _checks
 from jaxdl._typing import Shape
-from jaxdl.nn.base import Layer, _abstract_output_shape, count_params
+from jaxdl.nn.base import Layer, abstract_output_shape, count_params
 
 
 def _bytes(tree) -> int:
@@ -26,15 +26,15 @@ def _rows(model: Layer, shape: Shape):
     """(name, type, output shape, trainable count, non-trainable count) per layer."""
     key = jax.random.key(0)
     if hasattr(model, "layers") and hasattr(model, "names"):
-        layers = list(zip(model.names, model.layers))
+        layers = list(zip(model.names, model.layers, strict=True))
     else:
         layers = [(f"{model.default_name()}_0", model)]
     rows = []
     params_all, state_all = {}, {}
     for i, (name, layer) in enumerate(layers):
-        params, state = jax.eval_shape(lambda k, l=layer, s=shape: l.init(k, s),
+        params, state = jax.eval_shape(lambda k, lay=layer, s=shape: lay.init(k, s),
                                        jax.random.fold_in(key, i))
-        shape = _abstract_output_shape(layer, params, state, shape)
+        shape = abstract_output_shape(layer, params, state, shape)
         rows.append((name, type(layer).__name__, shape, count_params(params), count_params(state)))
         params_all[name], state_all[name] = params, state
     return rows, params_all, state_all
