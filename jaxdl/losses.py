@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from typing import ClassVar, NamedTuple, Optional
 
 import jax
@@ -49,9 +50,12 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "hinge",
     "kl_divergence",
+    "ProbabilitiesAsLogitsWarning",
+    "check_logits",
     "Loss",
     "LossKind",
     "kind",
+    "check_loss_logits",
     "CLASSIFICATION_TASKS",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
@@ -65,6 +69,66 @@ __all__ = [
 
 # Clipping constant for probability inputs (Keras's ``epsilon()``).
 _EPSILON = 1e-7
+
+
+class ProbabilitiesAsLogitsWarning(UserWarning):
+    """Predictions that look like probabilities went to a loss that expects logits."""
+
+
+def check_logits(name, predictions, *, categorical=None):
+    """Warn when ``predictions`` given as logits look like probabilities.
+
+    A sigmoid or softmax output layer trained with a ``from_logits=True`` loss
+    (the default) silently learns badly: the loss applies a second sigmoid or
+    softmax. As Keras does, this warns with a :class:`ProbabilitiesAsLogitsWarning`
+    when every prediction lies in [0, 1] and, for a categorical loss, every row
+    sums to 1 within 1e-3. All zeros (the logits of a zero-initialized output
+    layer) do not count as probabilities. The cross-entropies call it on their
+    concrete (eager) inputs; under ``jit`` the values are unknown and nothing is
+    checked, so a training loop calls it once on a probe batch instead.
+
+    Python's default warning filter shows the warning once per loss name per
+    process (each name gives one message text, warned from one place).
+
+    Args:
+        name: the loss's name, used in the message.
+        predictions: the logits given to the loss; a ``jax`` tracer is skipped.
+        categorical: whether the last axis holds classes (rows must then sum to
+            1 to look like probabilities); ``None`` reads it from ``name``
+            (``"categorical"`` in it).
+
+    Returns:
+        True when the warning was raised (the predictions look like
+        probabilities), False otherwise.
+
+    Example:
+        >>> import warnings, jax.numpy as jnp
+        >>> from jaxdl import losses
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     losses.check_logits("categorical_crossentropy", jnp.array([[0.2, 0.8]]))
+        True
+    """
+    if isinstance(predictions, jax.core.Tracer):
+        return False
+    p = np.asarray(predictions, np.float64)
+    if categorical is None:
+        categorical = "categorical" in name
+    if p.size == 0 or not np.all((p >= 0.0) & (p <= 1.0)):
+        return False
+    if categorical and (p.ndim < 1 or p.shape[-1] < 2
+                        or not np.all(np.abs(p.sum(axis=-1) - 1.0) <= 1e-3)):
+        return False
+    if not np.any(p > 0.0):
+        return False
+    rows = " with rows summing to 1" if categorical else ""
+    warnings.warn(
+        f"{name}: received from_logits=True (the default), but the predictions look like "
+        f"probabilities (every value in [0, 1]{rows}), as a "
+        f"{'softmax' if categorical else 'sigmoid'} output gives. Was this intended? Train on "
+        f"logits (an output layer without activation), or pass from_logits=False.",
+        ProbabilitiesAsLogitsWarning, stacklevel=1)
+    return True
 
 
 # --------------------------------------------------------------------------
@@ -399,6 +463,8 @@ def binary_crossentropy(predictions, targets, from_logits=True):
         Array([0.6931472], dtype=float32)
     """
     p, y, dtype = _prepare("binary_crossentropy", predictions, targets)
+    if from_logits:
+        check_logits("binary_crossentropy", p, categorical=False)
     return _bce_kernel(p, y, dtype, from_logits=bool(from_logits))
 
 
@@ -452,6 +518,8 @@ def categorical_crossentropy(predictions, targets, from_logits=True):
         "categorical_crossentropy", predictions, targets,
         min_ndim=2, what="(batch, ..., classes)",
     )
+    if from_logits:
+        check_logits("categorical_crossentropy", p, categorical=True)
     return _cce_kernel(p, y, dtype, from_logits=bool(from_logits))
 
 
@@ -548,6 +616,8 @@ def sparse_categorical_crossentropy(predictions, targets, from_logits=True):
                 f"[0, {num_classes - 1}]. Check the labels or the size of the "
                 f"model's last layer."
             )
+    if from_logits:
+        check_logits(name, p, categorical=True)
     return _sparse_kernel(p, labels, _compute_dtype(p.dtype), from_logits=bool(from_logits))
 
 
@@ -839,3 +909,31 @@ def kind(loss) -> LossKind:
                 from_logits = bool(keywords["from_logits"])
             return LossKind(task, from_logits)
     return LossKind(None, None)
+
+
+def check_loss_logits(loss, predictions) -> bool:
+    """:func:`check_logits` for ``loss`` on a batch of a model's ``predictions``.
+
+    Only the cross-entropies with ``from_logits=True`` are checked (the plain
+    functions, ``functools.partial`` of them and the loss objects); other
+    losses, and losses of unknown kind, are left alone. A training loop calls
+    this once on a probe batch, since inside a compiled step the values are
+    unknown.
+
+    Returns:
+        True when the warning was raised.
+    """
+    fn = loss
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    names = {binary_crossentropy: "binary_crossentropy",
+             categorical_crossentropy: "categorical_crossentropy",
+             sparse_categorical_crossentropy: "sparse_categorical_crossentropy"}
+    name = next((n for f, n in names.items() if fn is f), None)
+    if isinstance(loss, (BinaryCrossentropy, CategoricalCrossentropy,
+                         SparseCategoricalCrossentropy)):
+        name = type(loss).__name__
+    what = kind(loss)
+    if name is None or what.from_logits is not True:
+        return False
+    return check_logits(name, predictions, categorical=what.task != "binary")

@@ -1,6 +1,7 @@
 """Tests for jaxdl.losses against hand-worked numbers and numpy references."""
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -584,3 +585,59 @@ def test_check_grads_float64_from_probabilities(loss):
         else:
             y = jnp.asarray(_softmax_np(rng.normal(size=(3, 4))), jnp.float64)
         check_grads(lambda p: loss(p, y, from_logits=False), (p,), order=1, modes=("fwd", "rev"))
+
+
+# ------------------------------------------------ probabilities passed as logits (item 15)
+
+PROBS_AS_LOGITS = {
+    "binary_crossentropy": (lambda: jax.nn.sigmoid(jnp.array([[-1.0], [2.0], [0.3]])),
+                            jnp.array([0, 1, 1])),
+    "categorical_crossentropy": (lambda: jax.nn.softmax(jnp.array([[1.0, 2.0, 0.5],
+                                                                   [0.0, -1.0, 3.0]])),
+                                 jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])),
+    "sparse_categorical_crossentropy": (lambda: jax.nn.softmax(jnp.array([[1.0, 2.0, 0.5],
+                                                                          [0.0, -1.0, 3.0]])),
+                                        jnp.array([1, 2])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROBS_AS_LOGITS))
+def test_probabilities_given_as_logits_warn_once(name):
+    make, targets = PROBS_AS_LOGITS[name]
+    loss = getattr(losses, name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        loss(make(), targets)
+        loss(make(), targets)  # the same loss again: no second warning
+    hits = [w for w in caught if issubclass(w.category, losses.ProbabilitiesAsLogitsWarning)]
+    assert len(hits) == 1, [str(w.message) for w in caught]
+    assert name in str(hits[0].message) and "from_logits=False" in str(hits[0].message)
+    assert issubclass(losses.ProbabilitiesAsLogitsWarning, UserWarning)
+
+
+@pytest.mark.parametrize("name", sorted(PROBS_AS_LOGITS))
+def test_logits_and_declared_probabilities_do_not_warn(name):
+    make, targets = PROBS_AS_LOGITS[name]
+    loss = getattr(losses, name)
+    logits = jnp.log(make())  # real logits: negative values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", losses.ProbabilitiesAsLogitsWarning)
+        loss(logits, targets)
+        loss(make(), targets, from_logits=False)
+        loss(jnp.zeros_like(logits), targets)  # a zero-initialized output layer's logits
+        # Under jit the values are unknown: nothing is checked, nothing warns.
+        jax.jit(lambda p: loss(p, targets))(make())
+
+
+def test_check_logits_helper():
+    probs = np.array([[0.2, 0.8], [0.5, 0.5]], np.float32)
+    with pytest.warns(losses.ProbabilitiesAsLogitsWarning, match="my_loss"):
+        assert losses.check_logits("my_loss", probs, categorical=True) is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", losses.ProbabilitiesAsLogitsWarning)
+        # In [0, 1] but rows not summing to 1: plausible logits for a categorical loss.
+        assert losses.check_logits("my_loss", probs * 0.5, categorical=True) is False
+        assert losses.check_logits("my_loss", probs - 0.3, categorical=False) is False
+        assert losses.check_logits("my_loss", np.array([[np.nan, 0.5]])) is False
+    with pytest.warns(losses.ProbabilitiesAsLogitsWarning, match="sigmoid"):
+        assert losses.check_logits("my_loss", probs * 0.5, categorical=False) is True
