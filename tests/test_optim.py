@@ -67,10 +67,12 @@ CASES = [
      lambda: optax.sgd(0.05, momentum=0.9)),
     ("sgd_nesterov", lambda: optim.sgd(0.05, momentum=0.9, nesterov=True),
      lambda: optax.sgd(0.05, momentum=0.9, nesterov=True)),
-    ("sgd_piecewise", lambda: optim.sgd(schedules.piecewise_constant(0.1, {5: 0.5, 12: 0.2}), momentum=0.5),
+    ("sgd_piecewise",
+     lambda: optim.sgd(schedules.piecewise_constant(0.1, {5: 0.5, 12: 0.2}), momentum=0.5),
      lambda: optax.sgd(optax.piecewise_constant_schedule(0.1, {5: 0.5, 12: 0.2}), momentum=0.5)),
     ("adagrad", lambda: optim.adagrad(0.1), lambda: optax.adagrad(0.1)),
-    ("adagrad_custom", lambda: optim.adagrad(schedules.constant(0.05), initial_accumulator_value=0.5, eps=1e-6),
+    ("adagrad_custom",
+     lambda: optim.adagrad(schedules.constant(0.05), initial_accumulator_value=0.5, eps=1e-6),
      lambda: optax.adagrad(optax.constant_schedule(0.05), initial_accumulator_value=0.5, eps=1e-6)),
     # RMSprop's rates are kept small (and centered RMSprop's eps large) so that
     # the 200-step trajectory is well conditioned: a one-ulp change of the
@@ -89,14 +91,18 @@ CASES = [
     ("rmsprop_bias_correction", lambda: optim.rmsprop(1e-3, bias_correction=True),
      lambda: optax.rmsprop(1e-3, bias_correction=True)),
     ("adam", lambda: optim.adam(0.01), lambda: optax.adam(0.01)),
-    ("adam_nesterov_eps_root", lambda: optim.adam(0.01, b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-10, nesterov=True),
+    ("adam_nesterov_eps_root",
+     lambda: optim.adam(0.01, b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-10, nesterov=True),
      lambda: optax.adam(0.01, b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-10, nesterov=True)),
-    ("adam_exponential_decay", lambda: optim.adam(schedules.exponential_decay(0.02, 5, 0.7, transition_begin=3)),
+    ("adam_exponential_decay",
+     lambda: optim.adam(schedules.exponential_decay(0.02, 5, 0.7, transition_begin=3)),
      lambda: optax.adam(optax.exponential_decay(0.02, 5, 0.7, transition_begin=3))),
     ("adamw", lambda: optim.adamw(0.01), lambda: optax.adamw(0.01)),
     ("adamw_masked_cosine",
-     lambda: optim.adamw(schedules.cosine_decay(0.02, 30, alpha=0.1), weight_decay=0.1, mask=not_bias),
-     lambda: optax.adamw(optax.cosine_decay_schedule(0.02, 30, alpha=0.1), weight_decay=0.1, mask=not_bias)),
+     lambda: optim.adamw(schedules.cosine_decay(0.02, 30, alpha=0.1), weight_decay=0.1,
+                         mask=not_bias),
+     lambda: optax.adamw(optax.cosine_decay_schedule(0.02, 30, alpha=0.1), weight_decay=0.1,
+                         mask=not_bias)),
     ("adamw_warmup_wd_schedule",
      lambda: optim.adamw(schedules.warmup_cosine_decay(0.0, 0.02, 5, 40, end_value=0.001),
                          weight_decay=schedules.exponential_decay(0.1, 10, 0.5),
@@ -137,7 +143,7 @@ def _sync_state(ours_state, ref_state):
     ours_leaves = jax.tree.leaves(ours_state)
     ref_leaves, ref_def = jax.tree.flatten(ref_state)
     assert len(ours_leaves) == len(ref_leaves)
-    for o, r in zip(ours_leaves, ref_leaves):
+    for o, r in zip(ours_leaves, ref_leaves, strict=True):
         assert o.shape == r.shape and o.dtype == r.dtype, (o.shape, o.dtype, r.shape, r.dtype)
     return ref_def.unflatten(ours_leaves)
 
@@ -247,11 +253,12 @@ def test_state_dtypes_and_shapes_are_documented():
     assert isinstance(state, optim.ScaleByAdamState)
     assert state.count.dtype == jnp.int32 and state.count.shape == ()
     for tree in (state.mu, state.nu):
-        for leaf, p in zip(jax.tree.leaves(tree), jax.tree.leaves(params)):
+        for leaf, p in zip(jax.tree.leaves(tree), jax.tree.leaves(params), strict=True):
             assert leaf.shape == p.shape and leaf.dtype == p.dtype
             assert not leaf.any()
     ada = optim.adagrad(0.1).init(params)[0]
-    assert all(bool(jnp.all(leaf == jnp.float32(0.1))) for leaf in jax.tree.leaves(ada.sum_of_squares))
+    assert all(bool(jnp.all(leaf == jnp.float32(0.1)))
+               for leaf in jax.tree.leaves(ada.sum_of_squares))
     sched = optim.sgd(schedules.constant(0.1)).init(params)[0]
     assert isinstance(sched, optim.ScaleByScheduleState) and sched.count.dtype == jnp.int32
 
@@ -277,7 +284,10 @@ def test_course_momentum_matches_numpy_loop(look_ahead):
     with jax.enable_x64(True):
         opt = (optim.nesterov if look_ahead else optim.momentum)(lr, beta=beta)
         aj, bj = jnp.asarray(a), jnp.asarray(b)
-        loss = lambda w: 0.5 * w @ aj @ w - bj @ w
+
+        def loss(w):
+            return 0.5 * w @ aj @ w - bj @ w
+
         wj = jnp.array([2.0, -1.0])
         state = opt.init(wj)
         update = jax.jit(opt.update)
@@ -333,7 +343,7 @@ def test_course_worked_example_linear_model():
     state = opt.init(w)
     seen = []
     for x, y in [(2.0, 4.0), (1.0, 2.0), (3.0, 6.0)]:
-        g = jax.grad(lambda w: (x * w - y) ** 2)(w)
+        g = jax.grad(lambda w, x=x, y=y: (x * w - y) ** 2)(w)
         updates, state = opt.update(g, state, w)
         w = optax.apply_updates(w, updates)
         seen.append(float(w))
@@ -384,7 +394,10 @@ def _minimize(opt, loss, w0, steps):
 def test_converges_on_a_parabola(name):
     target = jnp.array([1.0, -2.0, 0.5])
     curvature = jnp.array([1.0, 3.0, 0.5])
-    loss = lambda w: jnp.sum(curvature * (w - target) ** 2)
+
+    def loss(w):
+        return jnp.sum(curvature * (w - target) ** 2)
+
     w, losses = jax.jit(lambda: _minimize(OPTIMIZERS[name](), loss, jnp.zeros(3), 2000))()
     np.testing.assert_allclose(w, target, atol=2e-3)
     assert float(losses[-1]) < 1e-5 * float(loss(jnp.zeros(3)))
@@ -418,7 +431,8 @@ def test_converges_on_rosenbrock(name):
 
 @pytest.mark.parametrize("make", [lambda: optim.adam(1e-3),
                                   lambda: optim.sgd(schedules.cosine_decay(0.1, 100), momentum=0.9),
-                                  lambda: optim.inject_hyperparams(optim.adamw)(learning_rate=1e-3)],
+                                  lambda: optim.inject_hyperparams(optim.adamw)(
+                                      learning_rate=1e-3)],
                          ids=["adam", "sgd_schedule", "injected_adamw"])
 def test_second_jitted_update_does_not_recompile(make):
     opt = make()
@@ -491,7 +505,8 @@ def test_jaxdl_and_optax_transforms_chain_in_both_orders(order, outer):
     if order == "jaxdl_first":
         mixed = chain(optim.scale_by_adam(), optax.add_decayed_weights(1e-2), optax.scale(-0.01))
     else:
-        mixed = chain(optax.clip_by_global_norm(0.5), optax.trace(0.9), optim.scale_by_learning_rate(0.01))
+        mixed = chain(optax.clip_by_global_norm(0.5), optax.trace(0.9),
+                      optim.scale_by_learning_rate(0.01))
     ref = (
         optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(1e-2), optax.scale(-0.01))
         if order == "jaxdl_first"
@@ -571,7 +586,7 @@ def test_adam_zero_gradient_keeps_low_precision_params_finite(dtype):
     for _ in range(3):
         updates, state = jax.jit(opt.update)(zero, state, params)
         params = optax.apply_updates(params, updates)
-    for leaf, upd in zip(jax.tree.leaves(params), jax.tree.leaves(updates)):
+    for leaf, upd in zip(jax.tree.leaves(params), jax.tree.leaves(updates), strict=True):
         assert leaf.dtype == dtype and upd.dtype == dtype
         assert bool(jnp.all(jnp.isfinite(leaf)))
         assert not upd.any()
@@ -595,7 +610,7 @@ def test_low_precision_updates_keep_dtype_and_track_float32(name, dtype):
     opt = OPTIMIZERS[name]()
     u32, _ = opt.update(g32, opt.init(p32), p32)
     u_lo, _ = opt.update(g_lo, opt.init(p_lo), p_lo)
-    for a, b in zip(jax.tree.leaves(u_lo), jax.tree.leaves(u32)):
+    for a, b in zip(jax.tree.leaves(u_lo), jax.tree.leaves(u32), strict=True):
         assert a.dtype == dtype
         assert bool(jnp.all(jnp.isfinite(a)))
         scale = float(jnp.max(jnp.abs(b)))
@@ -647,7 +662,7 @@ def test_set_hyperparams_changes_the_rate_really_used():
         assert float(optim.get_hyperparams(state)["learning_rate"]) == 0.01  # pure
         u_after, _ = update(g, lowered, params)
         assert update._cache_size() == 1
-        for a, b in zip(jax.tree.leaves(u_after), jax.tree.leaves(u_before)):
+        for a, b in zip(jax.tree.leaves(u_after), jax.tree.leaves(u_before), strict=True):
             np.testing.assert_allclose(a, 0.1 * b, rtol=1e-12)
     with pytest.raises(ValueError, match="momentum"):
         optim.set_hyperparams(state, momentum=0.5)
@@ -687,7 +702,8 @@ def test_injected_schedule_is_recorded_each_step():
         (lambda: optim.sgd(0.1, momentum=1.5), ValueError, "momentum"),
         (lambda: optim.momentum(0.1, beta=2.0), ValueError, "beta"),
         (lambda: optim.rmsprop(0.1, eps=-1.0), ValueError, "eps"),
-        (lambda: optim.adagrad(0.1, initial_accumulator_value=-1.0), ValueError, "initial_accumulator_value"),
+        (lambda: optim.adagrad(0.1, initial_accumulator_value=-1.0), ValueError,
+         "initial_accumulator_value"),
         (lambda: optim.adamw(0.1, weight_decay=-1.0), ValueError, "weight_decay"),
         (lambda: optim.clip(-1.0), ValueError, "max_delta"),
         (lambda: optim.clip_by_global_norm(0.0), ValueError, "max_norm"),

@@ -21,15 +21,18 @@ PAIRS = [
     ("exponential", lambda: schedules.exponential_decay(0.1, 7, 0.6),
      lambda: optax.exponential_decay(0.1, 7, 0.6)),
     ("exponential_begin_staircase_end",
-     lambda: schedules.exponential_decay(0.1, 5, 0.5, transition_begin=10, staircase=True, end_value=0.01),
-     lambda: optax.exponential_decay(0.1, 5, 0.5, transition_begin=10, staircase=True, end_value=0.01)),
+     lambda: schedules.exponential_decay(0.1, 5, 0.5, transition_begin=10, staircase=True,
+                                         end_value=0.01),
+     lambda: optax.exponential_decay(0.1, 5, 0.5, transition_begin=10, staircase=True,
+                                     end_value=0.01)),
     ("exponential_growth_capped", lambda: schedules.exponential_decay(1e-3, 4, 1.5, end_value=0.02),
      lambda: optax.exponential_decay(1e-3, 4, 1.5, end_value=0.02)),
     ("piecewise", lambda: schedules.piecewise_constant(0.1, {10: 0.5, 25: 0.1, 40: 3.0}),
      lambda: optax.piecewise_constant_schedule(0.1, {10: 0.5, 25: 0.1, 40: 3.0})),
     ("piecewise_empty", lambda: schedules.piecewise_constant(0.7),
      lambda: optax.piecewise_constant_schedule(0.7)),
-    ("cosine", lambda: schedules.cosine_decay(0.1, 50), lambda: optax.cosine_decay_schedule(0.1, 50)),
+    ("cosine", lambda: schedules.cosine_decay(0.1, 50),
+     lambda: optax.cosine_decay_schedule(0.1, 50)),
     ("cosine_alpha_exponent", lambda: schedules.cosine_decay(0.2, 30, alpha=0.05, exponent=2.0),
      lambda: optax.cosine_decay_schedule(0.2, 30, alpha=0.05, exponent=2.0)),
     ("warmup_cosine", lambda: schedules.warmup_cosine_decay(0.0, 0.1, 10, 50),
@@ -91,13 +94,15 @@ def test_values_worked_by_hand():
     exp = schedules.exponential_decay(1.0, transition_steps=10, decay_rate=0.5)
     assert [float(exp(k)) for k in (0, 10, 20, 5)] == pytest.approx([1.0, 0.5, 0.25, 0.5**0.5])
     stair = schedules.exponential_decay(1.0, 10, 0.5, transition_begin=5, staircase=True)
-    assert [float(stair(k)) for k in (0, 5, 14, 15, 25)] == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.25])
+    assert ([float(stair(k)) for k in (0, 5, 14, 15, 25)]
+            == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.25]))
     floor = schedules.exponential_decay(1.0, 1, 0.1, end_value=0.05)
     assert float(floor(10)) == pytest.approx(0.05)
     piece = schedules.piecewise_constant(1.0, {3: 0.5, 6: 0.5})
     assert [float(piece(k)) for k in range(8)] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
     cos = schedules.cosine_decay(2.0, 100, alpha=0.1)
-    expected = [2.0 * (0.9 * 0.5 * (1 + math.cos(math.pi * k / 100)) + 0.1) for k in (0, 25, 50, 100, 500)]
+    expected = [2.0 * (0.9 * 0.5 * (1 + math.cos(math.pi * k / 100)) + 0.1)
+                for k in (0, 25, 50, 100, 500)]
     assert [float(cos(k)) for k in (0, 25, 50, 100, 500)] == pytest.approx(expected, rel=1e-6)
     warm = schedules.warmup_cosine_decay(0.0, 1.0, warmup_steps=4, decay_steps=12, end_value=0.2)
     values = [float(warm(k)) for k in range(14)]
@@ -134,11 +139,13 @@ def test_schedule_in_jitted_optimizer_does_not_recompile():
         (lambda: schedules.exponential_decay(0.1, 0, 0.5), ValueError, "transition_steps"),
         (lambda: schedules.exponential_decay(0.1, 2.5, 0.5), TypeError, "transition_steps"),
         (lambda: schedules.exponential_decay(0.1, 10, 0.0), ValueError, "decay_rate"),
-        (lambda: schedules.exponential_decay(0.1, 10, 0.5, transition_begin=-1), ValueError, "transition_begin"),
+        (lambda: schedules.exponential_decay(0.1, 10, 0.5, transition_begin=-1), ValueError,
+         "transition_begin"),
         (lambda: schedules.piecewise_constant(0.1, {5: -0.5}), ValueError, "scale"),
         (lambda: schedules.piecewise_constant(0.1, {-5: 0.5}), ValueError, "boundary"),
         (lambda: schedules.cosine_decay(0.1, 0), ValueError, "decay_steps"),
-        (lambda: schedules.warmup_cosine_decay(0.0, 0.1, 10, 10), ValueError, "exceed warmup_steps"),
+        (lambda: schedules.warmup_cosine_decay(0.0, 0.1, 10, 10), ValueError,
+         "exceed warmup_steps"),
         (lambda: schedules.warmup_cosine_decay(0.0, 0.1, -1, 10), ValueError, "warmup_steps"),
         (lambda: schedules.constant("0.1"), TypeError, "value"),
     ],
