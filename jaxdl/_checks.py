@@ -121,3 +121,54 @@ def compute_dtype(owner: str, value: Any):
         raise TypeError(f"{owner}: `compute_dtype` must be a floating dtype such as "
                         f"'bfloat16', got {dtype}.")
     return dtype.name
+
+
+# ------------------------------------------------------------------ one home per small rule
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer and not a bool (``True`` is not a step or a size)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def at_least_float32(dtype: Any):
+    """The dtype statistics are computed in: ``dtype`` itself, or float32 if narrower.
+
+    >>> import jax.numpy as jnp
+    >>> at_least_float32(jnp.bfloat16), at_least_float32(jnp.float64)
+    (dtype('float32'), dtype('float64'))
+    """
+    import jax.numpy as jnp
+
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating) or jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def path_str(path: Any) -> str:
+    """A pytree key path as ``"dense_0/kernel"`` (the form every jaxdl message uses).
+
+    >>> import jax
+    >>> [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path({"a": {"b": 1}})[0]]
+    ['a/b']
+    """
+    import jax
+
+    return jax.tree_util.keystr(tuple(path), simple=True, separator="/")
+
+
+def lookup(owner: str, kind: str, name: Any, registry: dict) -> Any:
+    """``registry[name]``, or a ValueError listing the known names of this ``kind``.
+
+    Every name registry (activations, initializers, losses, metrics) looks up through
+    this one function, so the error reads the same everywhere.
+    """
+    if isinstance(name, str) and name in registry:
+        return registry[name]
+    raise ValueError(f"{owner}: unknown {kind} {name!r}; expected one of "
+                     f"{', '.join(sorted(registry))}, or a function.")
