@@ -643,3 +643,36 @@ def test_terminate_on_nan_message_follows_the_epoch_line(capsys):
     assert len(at) == 1, out
     assert re.match(r"10/10 \[=+\] .* - loss: (nan|inf)$", out[at[0] - 1]), out
     assert out[at[0]].startswith(f"TerminateOnNaN: epoch {len(h.epoch)}: loss is ")
+
+
+@pytest.mark.parametrize("loss, head", [
+    (losses.sparse_categorical_crossentropy, nn.Softmax()),
+    (losses.CategoricalCrossentropy(), nn.Softmax()),
+    (losses.BinaryCrossentropy(), nn.Sigmoid()),
+], ids=["sparse_function", "categorical_object", "binary_object"])
+def test_fit_warns_once_when_a_loss_taking_logits_gets_probabilities(loss, head):
+    """Issue 10 item 15: a softmax/sigmoid output with from_logits=True warns at fit's start."""
+    import warnings
+
+    x, y, _, _ = _digits_flat()
+    x, y = x[:64], y[:64]
+    if isinstance(loss, losses.CategoricalCrossentropy):
+        y = np.eye(10, dtype=np.float32)[y]
+    elif isinstance(loss, losses.BinaryCrossentropy):
+        y = (y[:, None] > 4).astype(np.float32)
+    units = 1 if isinstance(head, nn.Sigmoid) else 10
+    model = nn.Sequential([nn.Dense(16, activation="relu"), nn.Dense(units), head])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t = train.Trainer(model, loss, optim.adam(1e-3))
+        t.fit(x, y, epochs=1, verbose=0)
+        t.fit(x, y, epochs=1, verbose=0)
+        logits_model = nn.Sequential([nn.Dense(16, activation="relu"), nn.Dense(units)])
+        train.Trainer(logits_model, loss, optim.adam(1e-3)).fit(x, y, epochs=1, verbose=0)
+        probs_loss = dataclasses.replace(loss, from_logits=False) \
+            if isinstance(loss, losses.Loss) else \
+            __import__("functools").partial(loss, from_logits=False)
+        train.Trainer(model, probs_loss, optim.adam(1e-3)).fit(x, y, epochs=1, verbose=0)
+    hits = [w for w in caught if issubclass(w.category, losses.ProbabilitiesAsLogitsWarning)]
+    assert len(hits) == 1, [str(w.message) for w in caught]
+    assert "from_logits=False" in str(hits[0].message)

@@ -325,6 +325,7 @@ class Trainer:
         self._callbacks: list = []
         self._resumed_callbacks: dict = {}  # callback states read by restore, for the next fit
         self.input_shape = None
+        self._logits_checked = False
         self.stop_training = False
         self.verbose = 0
         self.epoch = 0
@@ -396,6 +397,19 @@ class Trainer:
                              f"for a model with {classes} outputs, got labels in [{lo}, {hi}]. "
                              f"Check the labels, or give the last layer more units.")
 
+    def _check_logits(self, x) -> None:
+        """On the first fit, warn if a loss taking logits gets probability-like outputs.
+
+        :func:`jaxdl.losses.check_loss_logits` looks at the model's outputs for
+        the first 8 examples (inside the compiled step the values are unknown).
+        """
+        if self._logits_checked:
+            return
+        self._logits_checked = True
+        predictions, _ = self.model.apply(self.state.params, self.state.model_state,
+                                          _rows(x, slice(0, 8)))
+        _losses.check_loss_logits(self.loss, predictions)
+
     # ------------------------------------------------------------------ fit
 
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
@@ -451,6 +465,7 @@ class Trainer:
             raise ValueError(f"Trainer.fit: epochs must be an integer >= 0, got {epochs!r}.")
         self._ensure_built("fit", x, seed)
         self._check_labels("fit", y)
+        self._check_logits(x)
         plan = _batch_plan(n, batch_size, drop_remainder)
         report, fused = self._execution_plan(steps_per_execution, plan.full)
         plan = plan._replace(report=report, fused=fused)
