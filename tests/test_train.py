@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import functools
 import re
 
 import jax
@@ -254,7 +255,7 @@ def test_metric_functions_against_numpy():
 
 def test_accuracy_follows_the_loss():
     from jaxdl.train import metrics
-    import functools
+
     p = jnp.array([[0.3], [0.7]])
     y = jnp.array([[1.0], [1.0]])
     probs = metrics.accuracy_for(functools.partial(losses.binary_crossentropy, from_logits=False))
@@ -434,7 +435,7 @@ def _binary_blobs(n=200, seed=0):
 
 @pytest.mark.parametrize("make_loss, metric", [
     (lambda: losses.BinaryCrossentropy(from_logits=False), "accuracy"),
-    (lambda: __import__("functools").partial(losses.binary_crossentropy, from_logits=False),
+    (lambda: functools.partial(losses.binary_crossentropy, from_logits=False),
      "accuracy"),
     (lambda: (lambda p, y: losses.binary_crossentropy(p, y, from_logits=False)),
      "binary_accuracy"),
@@ -671,7 +672,7 @@ def test_fit_warns_once_when_a_loss_taking_logits_gets_probabilities(loss, head)
         train.Trainer(logits_model, loss, optim.adam(1e-3)).fit(x, y, epochs=1, verbose=0)
         probs_loss = dataclasses.replace(loss, from_logits=False) \
             if isinstance(loss, losses.Loss) else \
-            __import__("functools").partial(loss, from_logits=False)
+            functools.partial(loss, from_logits=False)
         train.Trainer(model, probs_loss, optim.adam(1e-3)).fit(x, y, epochs=1, verbose=0)
     hits = [w for w in caught if issubclass(w.category, losses.ProbabilitiesAsLogitsWarning)]
     assert len(hits) == 1, [str(w.message) for w in caught]

@@ -263,8 +263,9 @@ class Trainer:
     to the device once and runs each epoch as a few compiled chunks of steps
     fused with ``lax.scan`` (``steps_per_execution``), so small models are not
     limited by Python dispatch. The last partial batch is trained on (one
-    extra compilation for its shape, never one per epoch). The shuffling order
-    of epoch ``e`` depends only on ``(seed, e)``.
+    extra compilation for its shape, never one per epoch), unless
+    ``drop_remainder``; a last batch of one example joins the batch before it.
+    The shuffling order of epoch ``e`` depends only on ``(seed, e)``.
 
     Args:
         model: a layer, e.g. ``nn.Sequential``.
