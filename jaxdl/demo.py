@@ -44,7 +44,7 @@ def run(epochs: int = 20, seed: int = 0, out: str = ".", batch_size: int = 32,
 
     Adam with the learning rate cosine-decayed from ``learning_rate`` to 0 over the
     run; 10 % of the training images are held out for the validation curves. Over
-    seeds 0 to 5 the default settings reach 98.0 to 98.6 % test accuracy.
+    seeds 0 to 5 the default settings reach 98.1 to 98.9 % test accuracy.
 
     Returns ``{"test_accuracy", "test_loss", "history", "curves", "seconds"}``.
     """
