@@ -57,6 +57,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
+
 try:  # directory locks for retention decisions; absent on Windows
     import fcntl
 except ImportError:  # pragma: no cover
@@ -110,14 +112,18 @@ def require(ok: bool, path: str, field: str, expected: str, got: Any) -> None:
                               f"this version of jaxdl or was altered; use another checkpoint.")
 
 
+def _int_at_least(value: Any, low: int = 0) -> bool:
+    """Whether ``value`` is an integer (not a bool) ``>= low``."""
+    return _checks.is_int(value) and value >= low
+
+
 def is_int(value: Any, low: int = 0) -> bool:
-    """Whether ``value`` is a (non-bool) Python int ``>= low``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    """Whether ``value`` is an integer (not a bool) ``>= low``.
 
-
-def is_number(value: Any) -> bool:
-    """Whether ``value`` is a (non-bool) int or float."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    Kept only while ``jaxdl.train.trainer`` calls it; new code uses
+    ``jaxdl._checks.is_int``. Remove it once the trainer no longer does.
+    """
+    return _int_at_least(value, low)
 
 
 def step_of(name: str) -> Optional[int]:
@@ -164,8 +170,16 @@ def _key_entry(key) -> list:
     return ["d", str(key)]
 
 
-def _path_string(entries: list) -> str:
-    return "/".join(str(k) for _, k in entries) or "<root>"
+def _entries_path(entries: list) -> str:
+    """The ``"a/b/c"`` name of a leaf stored as ``[kind, key]`` entries in a header."""
+    keys = {"d": jax.tree_util.DictKey, "s": jax.tree_util.SequenceKey,
+            "a": jax.tree_util.GetAttrKey}
+    return _tree_path([keys[kind](key) for kind, key in entries])
+
+
+def _tree_path(keys: Any) -> str:
+    """The ``"a/b/c"`` name of a tree path in messages (``"<root>"`` for a bare leaf)."""
+    return _checks.path_str(keys) or "<root>"
 
 
 def _leaf_array(path: str, leaf: Any) -> np.ndarray:
@@ -192,7 +206,7 @@ def all_finite(tree: Any, metrics: Optional[dict] = None) -> bool:
     lets such a state replace or prune the last finite checkpoint, and
     :func:`restore_latest` skips it.
     """
-    leaves = [_leaf_array(_path_string([_key_entry(k) for k in keys]), leaf)
+    leaves = [_leaf_array(_tree_path(keys), leaf)
               for keys, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
     return all(_finite(a) for a in leaves) and _metrics_finite(metrics)
 
@@ -200,7 +214,7 @@ def all_finite(tree: Any, metrics: Optional[dict] = None) -> bool:
 def _metrics_finite(metrics: Any) -> bool:
     if not isinstance(metrics, dict):
         return True
-    return all(not is_number(v) or np.isfinite(v) for v in metrics.values())
+    return all(not _checks.is_real(v) or np.isfinite(v) for v in metrics.values())
 
 
 # ------------------------------------------------------------------------------ save
@@ -215,7 +229,7 @@ def _encode(tree: Any, metadata: Optional[dict]) -> tuple[bytes, bool]:
     leaves, arrays, finite = [], {}, True
     for i, (keys, leaf) in enumerate(flat):
         entries = [_key_entry(k) for k in keys]
-        arr = _leaf_array(_path_string(entries), leaf)
+        arr = _leaf_array(_entries_path(entries), leaf)
         finite = finite and _finite(arr)
         arrays[str(i)] = arr
         leaves.append({"path": entries, "dtype": arr.dtype.name, "shape": list(arr.shape)})
@@ -479,7 +493,7 @@ def _check_header(path: str, header: Any) -> None:
     require(header.get("format") == "jaxdl-checkpoint", path, "header.format",
             "'jaxdl-checkpoint'", header.get("format"))
     require(header.get("format_version") == FORMAT_VERSION
-            and is_int(header.get("format_version")), path, "header.format_version",
+            and _int_at_least(header.get("format_version")), path, "header.format_version",
             f"{FORMAT_VERSION}, as in the file's binary prefix", header.get("format_version"))
     sha = header.get("payload_sha256")
     require(isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha, re.ASCII) is not None,
@@ -491,10 +505,10 @@ def _check_header(path: str, header: Any) -> None:
     meta = header.get("metadata")
     require(isinstance(meta, dict), path, "header.metadata", "a JSON object", meta)
     if "step" in meta:
-        require(is_int(meta["step"]), path, "metadata.step", "an int >= 0", meta["step"])
+        require(_int_at_least(meta["step"]), path, "metadata.step", "an int >= 0", meta["step"])
     metrics = meta.get("metrics", {})
-    require(isinstance(metrics, dict) and all(is_number(v) for v in metrics.values()), path,
-            "metadata.metrics", "a JSON object of numbers", metrics)
+    require(isinstance(metrics, dict) and all(_checks.is_real(v) for v in metrics.values()),
+            path, "metadata.metrics", "a JSON object of numbers", metrics)
 
 
 def _check_leaf(path: str, where: str, leaf: Any) -> None:
@@ -505,16 +519,16 @@ def _check_leaf(path: str, where: str, leaf: Any) -> None:
             entries if not isinstance(entries, list) else f"a list of {len(entries)} entries")
     for j, entry in enumerate(entries):
         ok = (isinstance(entry, list) and len(entry) == 2 and
-              ((entry[0] == "s" and is_int(entry[1])) or (entry[0] == "a" and
+              ((entry[0] == "s" and _int_at_least(entry[1])) or (entry[0] == "a" and
                isinstance(entry[1], str)) or (entry[0] == "d" and
-               (isinstance(entry[1], str) or is_int(entry[1], -(1 << 63))))))
+               (isinstance(entry[1], str) or _int_at_least(entry[1], -(1 << 63))))))
         require(ok, path, f"{where}.path[{j}]",
                 "['d', str or int], ['s', int >= 0] or ['a', str]", entry)
     require(leaf.get("dtype") in _ALLOWED_DTYPES, path, f"{where}.dtype",
             "a numeric dtype name (object and other dtypes are refused)", leaf.get("dtype"))
     shape = leaf.get("shape")
     require(isinstance(shape, list) and len(shape) <= _MAX_NDIM
-            and all(is_int(d) for d in shape), path, f"{where}.shape",
+            and all(_int_at_least(d) for d in shape), path, f"{where}.shape",
             f"a list of at most {_MAX_NDIM} ints >= 0", shape)
 
 
@@ -536,11 +550,11 @@ def _decode_arrays(path: str, header: dict, payload: bytearray) -> list[np.ndarr
                 or list(arr.shape) != list(leaf["shape"]):
             got = (f"{arr.dtype.name}{list(arr.shape)}" if isinstance(arr, np.ndarray)
                    else type(arr).__name__)
-            raise CheckpointError(f"checkpoint: {path!r}: leaf '{_path_string(leaf['path'])}' "
+            raise CheckpointError(f"checkpoint: {path!r}: leaf '{_entries_path(leaf['path'])}' "
                                   f"is {got} in the payload but {leaf['dtype']}{leaf['shape']} "
                                   f"in the header.")
         if not arr.dtype.isnative:
-            raise CheckpointError(f"checkpoint: {path!r}: leaf '{_path_string(leaf['path'])}' "
+            raise CheckpointError(f"checkpoint: {path!r}: leaf '{_entries_path(leaf['path'])}' "
                                   f"is stored {arr.dtype.str} (big-endian); checkpoints hold "
                                   f"little-endian arrays only.")
         arrays.append(np.array(arr, copy=True))  # writable, and not a view of the payload
@@ -558,7 +572,7 @@ def _nest(path: str, leaves_meta: list, arrays: list) -> Any:
             last = depth == len(entries) - 1
             if not isinstance(node, dict) or (last and key in node):
                 raise CheckpointError(f"checkpoint: {path!r}: leaf path "
-                                      f"'{_path_string(entries)}' collides with another leaf.")
+                                      f"'{_entries_path(entries)}' collides with another leaf.")
             node = node.setdefault(key, arr if last else {})
         if not entries:
             raise CheckpointError(f"checkpoint: {path!r}: a root leaf sits among others.")
@@ -576,8 +590,8 @@ def _lists_from_int_dicts(node: Any) -> Any:
 
 def _into_target(path: str, leaves_meta: list, arrays: list, target: Any) -> Any:
     flat, treedef = jax.tree_util.tree_flatten_with_path(target)
-    want = [_path_string([_key_entry(k) for k in keys]) for keys, _ in flat]
-    have = [_path_string(m["path"]) for m in leaves_meta]
+    want = [_tree_path(keys) for keys, _ in flat]
+    have = [_entries_path(m["path"]) for m in leaves_meta]
     if want != have:
         missing = [p for p in want if p not in have]
         extra = [p for p in have if p not in want]
@@ -723,7 +737,7 @@ def _unverified_metadata(path: str) -> dict:
 # ------------------------------------------------------------------------------ manager
 
 def _check_step(owner: str, step: Any) -> int:
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+    if not _checks.is_int(step):
         raise TypeError(f"{owner}: step must be an int, got {type(step).__name__} {step!r}. "
                         f"Pass a whole number such as the epoch or step count.")
     if not 0 <= int(step) < 10 ** 100:
@@ -777,7 +791,7 @@ class CheckpointManager:
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: Optional[int] = None,
                  best_metric: Optional[str] = None, best_mode: str = "min"):
-        if max_to_keep is not None and (not is_int(max_to_keep, 1)):
+        if max_to_keep is not None and not _int_at_least(max_to_keep, 1):
             raise ValueError(f"CheckpointManager: max_to_keep must be None or an int >= 1, got "
                              f"{max_to_keep!r}.")
         if best_mode not in ("min", "max"):
@@ -821,7 +835,7 @@ class CheckpointManager:
         scored = []
         for s, path in step_files(self.directory).items():
             value = _unverified_metadata(path).get("metrics", {}).get(self.best_metric)
-            if is_number(value) and np.isfinite(value):
+            if _checks.is_real(value) and np.isfinite(value):
                 scored.append((value if self.best_mode == "min" else -value, s))
         return min(scored)[1] if scored else None
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdl import checkpoint, data, losses, nn, optim, train
+from jaxdl import _checks, checkpoint, data, losses, nn, optim, train
 from jaxdl.checkpoint import CheckpointError
 
 
@@ -353,6 +353,24 @@ def test_a_diverged_run_never_replaces_the_last_finite_checkpoint(tmp_path):
     assert meta["epoch"] == finite[-1] + 1
     _assert_tree_equal(jax.tree.map(np.asarray, fresh.state.params), seen[finite[-1]][1])
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(fresh.state.params))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), np.float32("nan"), np.float64("inf")])
+def test_all_finite_sees_python_and_numpy_non_finite_metrics(bad):
+    tree = {"w": np.ones(2, np.float32)}
+    assert checkpoint.all_finite(tree, {"loss": 0.5, "acc": np.float32(0.9)})
+    assert not checkpoint.all_finite(tree, {"loss": bad})
+
+
+def test_messages_name_leaves_by_the_shared_path_form(tmp_path):
+    """Attribute, sequence and dict keys are joined with '/' exactly as _checks.path_str does."""
+    tree = {"opt": [optim.TraceState(trace={"w": np.ones(2, np.float32)})]}
+    path = checkpoint.save(tmp_path / "a.ckpt", tree)
+    target = {"opt": [optim.TraceState(trace={"w": np.ones(3, np.float32)})]}
+    (keys, _), = jax.tree_util.tree_flatten_with_path(target)[0]
+    assert _checks.path_str(keys) == "opt/0/trace/w"
+    with pytest.raises(ValueError, match="leaf 'opt/0/trace/w' has shape"):
+        checkpoint.restore(path, target=target)
 
 
 def test_restore_falls_back_past_corrupt_and_non_finite_files_with_a_warning(tmp_path):
