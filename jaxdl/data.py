@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import gzip
-import numbers
 import os
 import zlib
 from typing import Any, Iterator, Optional, Tuple, Union
@@ -55,7 +54,7 @@ ArrayOrTuple = Union[np.ndarray, Tuple[np.ndarray, ...]]
 
 def _fraction(owner: str, name: str, value: Any) -> float:
     """Return ``value`` as a float if it lies strictly between 0 and 1, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not _checks.is_real(value):
         raise TypeError(f"{owner}: `{name}` must be a number strictly between 0 and 1, "
                         f"got {value!r} of type {type(value).__name__}.")
     if not 0.0 < float(value) < 1.0:
@@ -277,7 +276,7 @@ def make_spirals(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int =
     """
     owner = "make_spirals"
     n = _checks.positive_int(owner, "n", n)
-    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral):
+    if not _checks.is_int(classes):
         raise TypeError(f"{owner}: `classes` must be an integer >= 1, got {classes!r} "
                         f"of type {type(classes).__name__}.")
     if classes < 1:

@@ -88,7 +88,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -96,6 +95,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
 from jaxdl._checks import non_negative_float
 
 __all__ = ["gradcheck", "GradcheckReport", "GradcheckError", "LeafCheck"]
@@ -267,7 +267,7 @@ class GradcheckError(AssertionError):
 
 
 def _check_eps(value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not _checks.is_real(value):
         raise TypeError(
             f"gradcheck: `eps` must be a positive number or None, "
             f"got {value!r} of type {type(value).__name__}."
@@ -282,7 +282,7 @@ def _check_eps(value) -> float:
 
 
 def _check_count(name: str, value) -> int:
-    if not isinstance(value, (numbers.Integral)) or isinstance(value, (bool, np.bool_)):
+    if not _checks.is_int(value):
         raise TypeError(
             f"gradcheck: `{name}` must be an int, got {value!r} of type "
             f"{type(value).__name__}."
@@ -295,11 +295,8 @@ def _check_count(name: str, value) -> int:
 def _check_argnums(argnums, nargs: int) -> tuple[int, ...]:
     if argnums is None:
         return tuple(range(nargs))
-    items = (argnums,) if isinstance(argnums, numbers.Integral) else argnums
-    if not isinstance(items, (tuple, list)) or not all(
-        isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_))
-        for i in items
-    ):
+    items = (argnums,) if _checks.is_int(argnums) else argnums
+    if not isinstance(items, (tuple, list)) or not all(_checks.is_int(i) for i in items):
         raise TypeError(
             f"gradcheck: `argnums` must be None, an int or a sequence of ints, got {argnums!r}."
         )
@@ -321,19 +318,6 @@ def _check_argnums(argnums, nargs: int) -> tuple[int, ...]:
 # --------------------------------------------------------------------------
 # Pytree plumbing
 # --------------------------------------------------------------------------
-
-
-def _key_str(key) -> str:
-    tu = jax.tree_util
-    if isinstance(key, tu.DictKey):
-        return str(key.key)
-    if isinstance(key, tu.SequenceKey):
-        return str(key.idx)
-    if isinstance(key, tu.GetAttrKey):
-        return key.name
-    if isinstance(key, tu.FlattenedIndexKey):
-        return str(key.key)
-    return str(key).strip(".[]'\"")
 
 
 def _leaf_dtype(leaf):
@@ -523,7 +507,7 @@ def _leaf_names(raw_paths) -> tuple[str, ...]:
     several = len({a for a, _ in raw_paths}) > 1
     names = []
     for arg_i, rest in raw_paths:
-        name = "/".join(_key_str(k) for k in rest)
+        name = _checks.path_str(rest)
         if several or not name:
             name = f"args[{arg_i}]" + (f"/{name}" if name else "")
         names.append(name)

@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
+
 __all__ = ["l1", "l2", "elastic_net", "L1", "L2", "ElasticNet"]
 
 Mask = Optional[Union[Callable[[str, Any], bool], Any]]
@@ -71,10 +73,6 @@ def _check_strength(owner, argument, value):
     return strength
 
 
-def _path_string(path):
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _is_kernel_path(path):
     """True when the last dict key on ``path`` is ``"kernel"``."""
     for entry in reversed(path):
@@ -88,7 +86,7 @@ def _selected_leaves(owner, params, mask):
     if mask is None or callable(mask):
         selected = []
         for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-            name = _path_string(path)
+            name = _checks.path_str(path)
             if mask is None:
                 keep = _is_kernel_path(path)
             else:
@@ -117,15 +115,15 @@ def _selected_leaves(owner, params, mask):
             f"params). ({err})"
         ) from None
     selected = []
-    for (mask_path, keep), subtree in zip(mask_paths, subtrees):
+    for (mask_path, keep), subtree in zip(mask_paths, subtrees, strict=True):
         if not isinstance(keep, (bool, np.bool_)):
             raise TypeError(
                 f"{owner}: mask leaves must be Python bools, got {keep!r} at "
-                f"{_path_string(mask_path)!r}."
+                f"{_checks.path_str(mask_path)!r}."
             )
         if keep:
             for sub_path, leaf in jax.tree_util.tree_flatten_with_path(subtree)[0]:
-                selected.append((_path_string(tuple(mask_path) + tuple(sub_path)), leaf))
+                selected.append((_checks.path_str(tuple(mask_path) + tuple(sub_path)), leaf))
     return selected
 
 
@@ -257,7 +255,8 @@ def l1(strength, *, mask=None):
     Example:
         >>> import jax.numpy as jnp
         >>> from jaxdl import regularizers
-        >>> params = {"dense_0": {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([5.0, 5.0])}}
+        >>> params = {"dense_0": {"kernel": jnp.array([[1.0, -2.0]]),
+        ...                       "bias": jnp.array([5.0, 5.0])}}
         >>> regularizers.l1(0.1)(params)
         Array(0.3, dtype=float32)
     """
@@ -286,7 +285,8 @@ def l2(strength, *, mask=None):
     Example:
         >>> import jax.numpy as jnp
         >>> from jaxdl import regularizers
-        >>> params = {"dense_0": {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([5.0, 5.0])}}
+        >>> params = {"dense_0": {"kernel": jnp.array([[1.0, -2.0]]),
+        ...                       "bias": jnp.array([5.0, 5.0])}}
         >>> regularizers.l2(0.1)(params)
         Array(0.5, dtype=float32)
     """
@@ -313,7 +313,8 @@ def elastic_net(l1=0.01, l2=0.01, *, mask=None):
     Example:
         >>> import jax.numpy as jnp
         >>> from jaxdl import regularizers
-        >>> params = {"dense_0": {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([5.0, 5.0])}}
+        >>> params = {"dense_0": {"kernel": jnp.array([[1.0, -2.0]]),
+        ...                       "bias": jnp.array([5.0, 5.0])}}
         >>> regularizers.elastic_net(l1=0.5, l2=0.25)(params)
         Array(2.75, dtype=float32)
     """

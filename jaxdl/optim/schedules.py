@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
 from jaxdl.optim._base import check_hyper, default_float
 
 __all__ = [
@@ -44,7 +45,7 @@ Schedule = Callable[[Any], Any]
 
 
 def _check_steps(owner: str, name: str, value: Any, *, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not _checks.is_int(value):
         raise TypeError(
             f"{owner}: {name} must be an int, got {value!r} of type "
             f"{type(value).__name__}."
