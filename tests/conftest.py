@@ -5,6 +5,8 @@ float32/float64 or int/float mix in library code fails loudly instead of
 silently promoting.
 """
 
+import contextlib
+
 import jax
 import pytest
 
@@ -13,6 +15,36 @@ import pytest
 def _strict_dtype_promotion():
     with jax.numpy_dtype_promotion("strict"):
         yield
+
+
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def compile_counter():
+    """Collect one entry per XLA backend compilation inside the ``with`` block.
+
+    The one compile-counting helper of the suite (a jitted function's private
+    cache is never read): ``with count_compiles() as compiles: f(x2)`` then
+    ``assert compiles == []`` checks that a second call did not compile again.
+    """
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == BACKEND_COMPILE:
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+@pytest.fixture
+def count_compiles():
+    """:func:`compile_counter`, as a fixture: ``with count_compiles() as compiles: ...``."""
+    return compile_counter
 
 
 # --------------------------------------------------------------------------------------

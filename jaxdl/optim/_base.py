@@ -23,13 +23,14 @@ Dtype rules, shared by every transform (the tests run under
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from jaxdl import _checks
 
 __all__ = ["chain", "identity", "EmptyState"]
 
@@ -39,9 +40,9 @@ EmptyState = optax.EmptyState
 # ----------------------------------------------------------------- checks ---
 
 
-def is_number(x: Any) -> bool:
-    """True for a concrete real Python or NumPy number (not bool, not array)."""
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+# A concrete real Python or NumPy number (not bool, not array): the rule lives in _checks;
+# this name stays for the modules of jaxdl.optim that import it from here.
+is_number = _checks.is_real
 
 
 def check_hyper(
@@ -64,14 +65,12 @@ def check_hyper(
         TypeError: ``value`` is neither a real number nor an array.
         ValueError: ``value`` lies outside the allowed interval.
     """
-    if isinstance(value, bool) or not (
-        is_number(value) or isinstance(value, (jax.Array, np.ndarray))
-    ):
+    if not (_checks.is_real(value) or isinstance(value, (jax.Array, np.ndarray))):
         raise TypeError(
             f"{owner}: {name} must be a real number, got {value!r} of type "
             f"{type(value).__name__}. Pass a Python float such as 0.9."
         )
-    if not is_number(value):
+    if not _checks.is_real(value):
         return
     v = float(value)
     bad = not np.isfinite(v)
@@ -92,9 +91,7 @@ def check_rate(owner: str, name: str, value: Any) -> None:
     """Validates a learning rate or weight decay: a number >= 0, an array, or a schedule."""
     if callable(value):
         return
-    if isinstance(value, bool) or not (
-        is_number(value) or isinstance(value, (jax.Array, np.ndarray))
-    ):
+    if not (_checks.is_real(value) or isinstance(value, (jax.Array, np.ndarray))):
         raise TypeError(
             f"{owner}: {name} must be a float, a scalar array or a schedule "
             f"(a callable of the step count), got {value!r} of type "
@@ -116,7 +113,7 @@ def check_params_floating(owner: str, params: Any) -> None:
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
                 f"{owner}: every params leaf must be a real floating array, "
-                f"got dtype {dtype} at {jax.tree_util.keystr(path)}. Cast the "
+                f"got dtype {dtype} at {_checks.path_str(path)!r}. Cast the "
                 "params to float32 (or keep non-trainable values out of the "
                 "params tree)."
             )
@@ -125,25 +122,16 @@ def check_params_floating(owner: str, params: Any) -> None:
 # ----------------------------------------------------------------- dtypes ---
 
 
-def acc_dtype(dtype: Any) -> jnp.dtype:
-    """The dtype a running statistic of a ``dtype`` leaf is kept in.
-
-    float16 and bfloat16 get float32; float32 and float64 keep their own dtype.
-    """
-    dtype = jnp.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
-        return jnp.dtype(jnp.float32)
-    return dtype
-
-
 def widest(*dtypes: Any) -> jnp.dtype:
-    """The widest of some float dtypes, at least float32 (explicit, no promotion)."""
-    best = jnp.dtype(jnp.float32)
-    for dtype in dtypes:
-        dtype = acc_dtype(dtype)
-        if dtype.itemsize > best.itemsize:
-            best = dtype
-    return best
+    """The widest of some float dtypes, at least float32 (explicit, no promotion).
+
+    Each dtype is first raised by :func:`jaxdl._checks.at_least_float32` (the one
+    home of that rule); a running statistic of a single ``dtype`` leaf is kept in
+    ``widest(dtype)``: float16 and bfloat16 get float32, float32 and float64 keep
+    their own dtype.
+    """
+    return max((_checks.at_least_float32(d) for d in dtypes),
+               key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32))
 
 
 def is_python_scalar(x: Any) -> bool:

@@ -15,7 +15,8 @@ from typing import Any, Callable, Optional, Union
 
 import optax
 
-from jaxdl.optim._base import chain, check_hyper, check_rate, is_number
+from jaxdl import _checks
+from jaxdl.optim._base import chain, check_hyper, check_rate
 from jaxdl.optim.transforms import (
     add_decayed_weights,
     moving_average,
@@ -80,7 +81,7 @@ def sgd(
         3.84
     """
     check_rate("optim.sgd", "learning_rate", learning_rate)
-    if momentum is None or (is_number(momentum) and momentum == 0):
+    if momentum is None or (_checks.is_real(momentum) and momentum == 0):
         return chain(scale_by_learning_rate(learning_rate))
     check_hyper("optim.sgd", "momentum", momentum, low=0.0, high=1.0)
     return chain(

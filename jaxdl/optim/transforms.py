@@ -22,13 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl import _checks
 from jaxdl.optim._base import (
-    acc_dtype,
     cast,
     check_hyper,
     check_params_floating,
     check_rate,
-    is_number,
     is_python_scalar,
     one_minus_pow,
     safe_increment,
@@ -103,7 +102,7 @@ def _ema(decay: Any, dt: Any, new: jax.Array, old: jax.Array) -> jax.Array:
 def _zeros_acc(params: Any, dtype: Any = None) -> Any:
     """Zeros shaped like params, in ``dtype`` or the accumulator dtype of each leaf."""
     return jax.tree.map(
-        lambda p: jnp.zeros(jnp.shape(p), dtype or acc_dtype(jnp.result_type(p))),
+        lambda p: jnp.zeros(jnp.shape(p), dtype or _checks.at_least_float32(jnp.result_type(p))),
         params,
     )
 
@@ -111,7 +110,7 @@ def _zeros_acc(params: Any, dtype: Any = None) -> Any:
 def _full_acc(params: Any, value: Any) -> Any:
     """``value`` filled like params, in the accumulator dtype of each leaf."""
     return jax.tree.map(
-        lambda p: jnp.full(jnp.shape(p), value, acc_dtype(jnp.result_type(p))),
+        lambda p: jnp.full(jnp.shape(p), value, _checks.at_least_float32(jnp.result_type(p))),
         params,
     )
 
@@ -763,7 +762,7 @@ class AddDecayedWeightsState(NamedTuple):
 
 def _add_decay(lam: Any, mask: Any, updates: Any, params: Any) -> Any:
     """``g + lam * w`` on every leaf the mask allows (all when ``mask`` is None)."""
-    if is_number(lam) and lam == 0:
+    if _checks.is_real(lam) and lam == 0:
         return updates
 
     def decay(g, p):
@@ -881,7 +880,7 @@ def global_norm(tree: Any) -> jax.Array:
     dt = widest(*(x.dtype for x in leaves))
     total = None
     for x in leaves:
-        sq = jnp.sum(jnp.square(x.astype(acc_dtype(x.dtype)))).astype(dt)
+        sq = jnp.sum(jnp.square(x.astype(_checks.at_least_float32(x.dtype)))).astype(dt)
         total = sq if total is None else total + sq
     return jnp.sqrt(total)
 
@@ -920,7 +919,7 @@ def clip_by_global_norm(max_norm: Any) -> optax.GradientTransformation:
         keep = norm < cast(max_norm, norm.dtype)
 
         def leaf(g):
-            dt = acc_dtype(g.dtype)
+            dt = _checks.at_least_float32(g.dtype)
             g_ = g.astype(dt)
             scaled = (g_ / norm.astype(dt)) * cast(max_norm, dt)
             return jnp.where(keep, g_, scaled).astype(g.dtype)
