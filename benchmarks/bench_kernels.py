@@ -253,7 +253,7 @@ def bench_pool(cases, rounds) -> str:
         fn = kernels.max_pool2d if kind == "max" else kernels.avg_pool2d
         x = jnp.asarray(rng.standard_normal(xs, dtype=np.float32))
         methods = ["reduce_window", "slices"] + (["reshape"] if f == s else [])
-        picked = kernels._resolve_method("auto", kind, (f, f), (s, s))
+        picked = kernels.resolve_pool_method("auto", kind, (f, f), (s, s))
         fns = {}
         for m in methods:
             step = jax.jit(jax.value_and_grad(

@@ -68,7 +68,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any, Sequence, Union
 
 import jax
@@ -76,11 +75,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxdl import _checks
 from jaxdl._typing import Array
 
 __all__ = [
     "matmul", "conv2d", "conv2d_im2col", "conv2d_transpose", "max_pool2d", "avg_pool2d",
-    "conv_output_size", "POOL_METHODS",
+    "conv_output_size", "POOL_METHODS", "resolve_pool_method",
     # padding and window geometry, shared with the layers
     "PADDING_STRINGS", "normalize_tuple", "normalize_padding", "same_padding", "axis_geometry",
     "conv_geometry", "conv_transpose_geometry",
@@ -103,10 +103,6 @@ _DN = ("NHWC", "HWIO", "NHWC")
 
 PADDING_STRINGS = ("valid", "same")
 """The padding strings the kernels accept (see :func:`normalize_padding`)."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def normalize_tuple(owner: str, name: str, value: Any, ndim: int = 2) -> tuple[int, ...]:
@@ -133,10 +129,10 @@ def normalize_tuple(owner: str, name: str, value: Any, ndim: int = 2) -> tuple[i
         >>> kernels.normalize_tuple("Conv1D", "kernel_size", [5], ndim=1)
         (5,)
     """
-    if _is_int(value):
+    if _checks.is_int(value):
         value = (value,) * ndim
     if (not isinstance(value, Sequence) or isinstance(value, str) or len(value) != ndim
-            or not all(_is_int(v) for v in value)):
+            or not all(_checks.is_int(v) for v in value)):
         many = "a pair of positive ints (height, width)" if ndim == 2 else (
             f"a sequence of {ndim} positive ints")
         raise TypeError(f"{owner}: `{name}` must be a positive int or {many}, got {value!r}. "
@@ -149,20 +145,20 @@ def normalize_tuple(owner: str, name: str, value: Any, ndim: int = 2) -> tuple[i
 
 def _padding_pairs(padding: Any, ndim: int) -> list[tuple[int, int]] | None:
     """Explicit ``padding`` as ``ndim`` ``(before, after)`` pairs; ``None`` if malformed."""
-    if _is_int(padding):
+    if _checks.is_int(padding):
         return [(int(padding), int(padding))] * ndim
     if not isinstance(padding, Sequence) or isinstance(padding, str):
         return None
-    if ndim == 1 and len(padding) == 2 and all(_is_int(v) for v in padding):
+    if ndim == 1 and len(padding) == 2 and all(_checks.is_int(v) for v in padding):
         return [(int(padding[0]), int(padding[1]))]  # one axis: (before, after)
     if len(padding) != ndim:
         return None
     pairs = []
     for p in padding:
-        if _is_int(p):
+        if _checks.is_int(p):
             pairs.append((int(p), int(p)))
         elif (isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
-              and all(_is_int(v) for v in p)):
+              and all(_checks.is_int(v) for v in p)):
             pairs.append((int(p[0]), int(p[1])))
         else:
             return None
@@ -491,7 +487,7 @@ def _conv_setup(owner: str, x, w, strides, padding, dilation, groups):
     strides = normalize_tuple(owner, "strides", strides)
     dilation = normalize_tuple(owner, "dilation", dilation)
     padding = normalize_padding(owner, padding)
-    if not _is_int(groups) or groups <= 0:
+    if not _checks.is_int(groups) or groups <= 0:
         raise ValueError(f"{owner}: `groups` must be a positive int, got {groups!r}.")
     groups = int(groups)
     xs, ws = tuple(jnp.shape(x)), tuple(jnp.shape(w))
@@ -774,14 +770,31 @@ def _separable_reduce(xp, pool, strides, out_hw, op):
     return y
 
 
-def _resolve_method(method: str, kind: str, pool, strides) -> str:
-    """The implementation ``method="auto"`` picks (measured by benchmarks/bench_kernels.py).
+def resolve_pool_method(method: str, kind: str, pool, strides) -> str:
+    """The pooling implementation that ``method`` names; for ``"auto"``, the one picked.
+
+    ``"auto"`` was chosen by measurement (benchmarks/bench_kernels.py reports it
+    next to the alternatives).
 
     On XLA:CPU the gradient of a ``reduce_window`` max is a select-and-scatter that
     runs 3-10x slower than the gradient of the separable max over strided views
     ("slices"), which also beat "reshape" in every measured max case. For average
     pooling ``reduce_window`` (whose gradient is cheap) was as fast as or faster
     than the alternatives. Other backends keep XLA's native ``reduce_window``.
+
+    Args:
+        method: ``"auto"``, ``"reduce_window"``, ``"slices"`` or ``"reshape"``.
+        kind: ``"max"`` or ``"avg"``.
+        pool: the window ``(f_h, f_w)``.
+        strides: the steps ``(s_h, s_w)``.
+
+    Returns:
+        The method name :func:`max_pool2d` / :func:`avg_pool2d` run with.
+
+    Example:
+        >>> from jaxdl import kernels
+        >>> kernels.resolve_pool_method("reduce_window", "max", (2, 2), (2, 2))
+        'reduce_window'
     """
     if method != "auto":
         return method
@@ -804,8 +817,8 @@ def _pool_counts(in_hw, pool, strides, pads, out_hw) -> np.ndarray:
 def _pool(x, kind, pool, strides, pads, out_hw, method):
     n, h, w, c = x.shape
     dtype = x.dtype
-    if kind == "avg" and jnp.finfo(dtype).bits < 32:
-        x = x.astype(jnp.float32)  # sums accumulate in float32 for low-precision inputs
+    if kind == "avg":  # sums accumulate in at least float32 for low-precision inputs
+        x = x.astype(_checks.at_least_float32(dtype))
     # A concrete (numpy) init value lets reduce_window recognize max/add and differentiate.
     init = np.array(-np.inf if kind == "max" else 0, x.dtype)
     oh, ow = out_hw
@@ -834,7 +847,7 @@ def _pool_call(owner: str, kind: str, x, pool_size, strides, padding, method: st
     """Check and normalize a pooling call, pick the method and run the jitted pooling."""
     x = jnp.asarray(x)
     pool, strides, pads, out_hw = _pool_setup(owner, x, pool_size, strides, padding, method)
-    method = _resolve_method(method, kind, pool, strides)
+    method = resolve_pool_method(method, kind, pool, strides)
     if method == "reshape" and pool != strides:
         raise ValueError(f"{owner}: method='reshape' needs pool_size == strides, got pool_size "
                          f"{pool} and strides {strides}; use method='slices' or 'auto'.")
@@ -980,7 +993,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0,
     owner = "kernels.conv_output_size"
     for name, v in (("size", size), ("kernel_size", kernel_size), ("stride", stride),
                     ("dilation", dilation)):
-        if not _is_int(v) or v <= 0:
+        if not _checks.is_int(v) or v <= 0:
             raise ValueError(f"{owner}: `{name}` must be a positive int, got {v!r}.")
     pad = normalize_padding(owner, padding, ndim=1)
     pad = pad if isinstance(pad, str) else pad[0]

@@ -1,6 +1,5 @@
 """jaxdl.kernels against plain numpy loops and the course's worked examples."""
 
-import contextlib
 import functools
 import itertools
 import math
@@ -25,22 +24,6 @@ RNG = np.random.default_rng(0)
 
 def _normal(shape, dtype=np.float32):
     return RNG.normal(size=shape).astype(dtype)
-
-
-@contextlib.contextmanager
-def _count_compiles():
-    """Collects one entry per XLA backend compilation inside the ``with`` block."""
-    compiles = []
-
-    def listen(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        yield compiles
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 # ------------------------------------------------------------------------- the course
@@ -179,7 +162,7 @@ def test_conv2d_bf16_with_float32_accumulation():
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-3)
 
 
-def test_conv2d_under_jit_grad_and_vmap_without_recompiling():
+def test_conv2d_under_jit_grad_and_vmap_without_recompiling(count_compiles):
     x, w = _normal((2, 6, 6, 3)), _normal((3, 3, 3, 2))
 
     def loss(w, x):
@@ -196,35 +179,36 @@ def test_conv2d_under_jit_grad_and_vmap_without_recompiling():
     np.testing.assert_allclose(per_example, kernels.conv2d(x, w), rtol=1e-6, atol=1e-6)
     kernels.conv2d(x, w)  # compiled here (if no earlier test did)
     x2 = x + 1.0
-    with _count_compiles() as compiles:
+    with count_compiles() as compiles:
         kernels.conv2d(x, w)
         kernels.conv2d(x2, w)
     assert compiles == [], "a second call with the same shapes compiled again"
 
 
-def test_conv2d_errors():
-    x, w = jnp.ones((1, 5, 5, 3)), jnp.ones((3, 3, 3, 4))
-    with pytest.raises(ValueError, match=r"kernels.conv2d: expected x of shape \(batch, height, "
-                                         r"width, channels\).*\(5, 5, 3\)"):
-        kernels.conv2d(x[0], w)
-    with pytest.raises(ValueError, match=r"x has 2 channels but the kernel of shape "
-                                         r"\(3, 3, 3, 4\).*expects 3"):
-        kernels.conv2d(jnp.ones((1, 5, 5, 2)), w)
-    with pytest.raises(ValueError, match=r"kernel of size 7 is larger than the padded input "
-                                         r"of size 5"):
-        kernels.conv2d(x, jnp.ones((7, 3, 3, 4)))
-    with pytest.raises(ValueError, match=r"dilated to 5\) is larger"):
-        kernels.conv2d(jnp.ones((1, 4, 5, 3)), w, dilation=2)
-    with pytest.raises(ValueError, match=r"unknown padding 'full'"):
-        kernels.conv2d(x, w, padding="full")
-    with pytest.raises(ValueError, match=r"`strides` must be positive"):
-        kernels.conv2d(x, w, strides=0)
-    with pytest.raises(ValueError, match=r"padding amounts must be >= 0"):
-        kernels.conv2d(x, w, padding=-1)
-    with pytest.raises(ValueError, match=r"divisible by groups=3"):
-        kernels.conv2d(jnp.ones((1, 5, 5, 3)), jnp.ones((3, 3, 1, 4)), groups=3)
-    with pytest.raises(TypeError, match=r"same dtype.*float32 and bfloat16"):
-        kernels.conv2d(x, w.astype(jnp.bfloat16))
+_X, _W = jnp.ones((1, 5, 5, 3)), jnp.ones((3, 3, 3, 4))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: kernels.conv2d(_X[0], _W), ValueError,
+     r"kernels.conv2d: expected x of shape \(batch, height, width, channels\).*\(5, 5, 3\)"),
+    (lambda: kernels.conv2d(jnp.ones((1, 5, 5, 2)), _W), ValueError,
+     r"x has 2 channels but the kernel of shape \(3, 3, 3, 4\).*expects 3"),
+    (lambda: kernels.conv2d(_X, jnp.ones((7, 3, 3, 4))), ValueError,
+     r"kernel of size 7 is larger than the padded input of size 5"),
+    (lambda: kernels.conv2d(jnp.ones((1, 4, 5, 3)), _W, dilation=2), ValueError,
+     r"dilated to 5\) is larger"),
+    (lambda: kernels.conv2d(_X, _W, padding="full"), ValueError, r"unknown padding 'full'"),
+    (lambda: kernels.conv2d(_X, _W, strides=0), ValueError, r"`strides` must be positive"),
+    (lambda: kernels.conv2d(_X, _W, padding=-1), ValueError, r"padding amounts must be >= 0"),
+    (lambda: kernels.conv2d(jnp.ones((1, 5, 5, 3)), jnp.ones((3, 3, 1, 4)), groups=3),
+     ValueError, r"divisible by groups=3"),
+    (lambda: kernels.conv2d(_X, _W.astype(jnp.bfloat16)), TypeError,
+     r"same dtype.*float32 and bfloat16"),
+], ids=["rank", "channels", "kernel_too_big", "dilated_too_big", "padding_name", "strides",
+        "negative_padding", "groups", "dtypes"])
+def test_conv2d_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 # ------------------------------------------------------------------------- conv2d_transpose
@@ -344,24 +328,37 @@ def test_avg_pool_bf16_accumulates_in_float32():
     assert float(y[0, 0, 0, 0]) == 1.0 + 2.0 ** -7
 
 
-def test_pool_errors():
-    x = jnp.ones((1, 5, 5, 2))
-    with pytest.raises(ValueError, match=r"kernels.max_pool2d: expected x of shape"):
-        kernels.max_pool2d(x[0])
-    with pytest.raises(ValueError, match=r"pool window of size 6 is larger than the padded"):
-        kernels.max_pool2d(x, 6)
-    with pytest.raises(ValueError, match=r"unknown padding 'SAMEE'"):
-        kernels.avg_pool2d(x, padding="SAMEE")
-    with pytest.raises(ValueError, match=r"`pool_size` must be positive"):
-        kernels.max_pool2d(x, (2, 0))
-    with pytest.raises(ValueError, match=r"method='reshape' needs pool_size == strides"):
-        kernels.max_pool2d(x, 3, 2, method="reshape")
-    with pytest.raises(ValueError, match=r"unknown method"):
-        kernels.max_pool2d(x, method="fast")
-    with pytest.raises(ValueError, match=r"smaller than the pool window"):
-        kernels.max_pool2d(x, 2, padding=2)
-    with pytest.raises(TypeError, match=r"floating-point"):
-        kernels.max_pool2d(jnp.ones((1, 4, 4, 1), jnp.int32))
+_XP = jnp.ones((1, 5, 5, 2))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: kernels.max_pool2d(_XP[0]), ValueError, r"kernels.max_pool2d: expected x of shape"),
+    (lambda: kernels.max_pool2d(_XP, 6), ValueError,
+     r"pool window of size 6 is larger than the padded"),
+    (lambda: kernels.avg_pool2d(_XP, padding="SAMEE"), ValueError, r"unknown padding 'SAMEE'"),
+    (lambda: kernels.max_pool2d(_XP, (2, 0)), ValueError, r"`pool_size` must be positive"),
+    (lambda: kernels.max_pool2d(_XP, 3, 2, method="reshape"), ValueError,
+     r"method='reshape' needs pool_size == strides"),
+    (lambda: kernels.max_pool2d(_XP, method="fast"), ValueError, r"unknown method"),
+    (lambda: kernels.max_pool2d(_XP, 2, padding=2), ValueError, r"smaller than the pool window"),
+    (lambda: kernels.max_pool2d(jnp.ones((1, 4, 4, 1), jnp.int32)), TypeError,
+     r"floating-point"),
+], ids=["rank", "window_too_big", "padding_name", "zero_window", "reshape_strides",
+        "method_name", "padding_too_big", "integer_input"])
+def test_pool_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_resolve_pool_method_names_what_auto_runs(kind):
+    for method in ("reduce_window", "slices", "reshape"):
+        assert kernels.resolve_pool_method(method, kind, (2, 2), (2, 2)) == method
+    picked = kernels.resolve_pool_method("auto", kind, (3, 3), (2, 2))
+    assert picked in kernels.POOL_METHODS and picked != "auto"
+    fn = kernels.max_pool2d if kind == "max" else kernels.avg_pool2d
+    x = jnp.asarray(_normal((2, 7, 7, 3)))
+    np.testing.assert_array_equal(fn(x, 3, 2, method="auto"), fn(x, 3, 2, method=picked))
 
 
 # ------------------------------------------------------------------------- matmul
