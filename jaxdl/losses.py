@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
 from jaxdl.nn.activations import log_softmax, softplus
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "hinge",
     "kl_divergence",
+    "get",
     "ProbabilitiesAsLogitsWarning",
     "check_logits",
     "Loss",
@@ -136,13 +138,6 @@ def check_logits(name, predictions, *, categorical=None):
 # --------------------------------------------------------------------------
 
 
-def _compute_dtype(dtype):
-    """float32 for half-precision inputs, the input dtype otherwise."""
-    if jnp.finfo(dtype).bits < 32:
-        return jnp.dtype(jnp.float32)
-    return jnp.dtype(dtype)
-
-
 def _check_predictions(name, predictions, min_ndim=1, what="(batch, ...)"):
     predictions = jnp.asarray(predictions)
     if not jnp.issubdtype(predictions.dtype, jnp.floating):
@@ -196,7 +191,7 @@ def _prepare(name, predictions, targets, *, min_ndim=1, what="(batch, ...)"):
             f"dtype {targets.dtype}."
         )
     _check_shapes(name, predictions, targets)
-    return predictions, targets, _compute_dtype(predictions.dtype)
+    return predictions, targets, _checks.at_least_float32(predictions.dtype)
 
 
 # The arithmetic of each loss lives in a jitted kernel, called after the
@@ -347,7 +342,7 @@ def _mae_kernel(p, y, dtype):
     return _mean_over_examples(e * jnp.sign(e))
 
 
-def huber(predictions=None, targets=None, delta=1.0):
+def huber(predictions, targets, delta=1.0):
     r"""Huber loss per example: quadratic for small errors, linear for large.
 
     With :math:`e = \hat y - y`,
@@ -363,49 +358,41 @@ def huber(predictions=None, targets=None, delta=1.0):
     Computed as :math:`\tfrac12 q^2 + \delta(|e| - q)` with
     :math:`q = \min(|e|, \delta)`, which needs no branch.
 
-    Called without arrays, ``huber(delta=2.0)`` returns
-    ``functools.partial(huber, delta=2.0)``: a loss with that threshold, ready
-    to hand to a trainer.
+    Like every loss it takes ``(predictions, targets)``. For a trainer, fix
+    another threshold with ``functools.partial(losses.huber, delta=2.0)`` or
+    the loss object ``losses.Huber(delta=2.0)``.
 
     Args:
         predictions: float array of shape ``(batch, ...)``.
         targets: array of the same shape (or ``(batch,)`` when predictions are
             ``(batch, 1)``).
-        delta: positive threshold between the quadratic and linear parts.
+        delta: positive threshold between the quadratic and linear parts (a
+            number, or a scalar array, which may be traced).
 
     Returns:
-        Array of shape ``(batch,)``, or a loss function when called without
-        arrays.
+        Array of shape ``(batch,)``.
 
     Example:
         >>> import jax.numpy as jnp
         >>> from jaxdl import losses
         >>> losses.huber(jnp.array([[0.5, 3.0]]), jnp.array([[0.0, 0.0]]))
         Array([1.3125], dtype=float32)
-        >>> loss_fn = losses.huber(delta=2.0)
-        >>> loss_fn(jnp.array([[0.5, 3.0]]), jnp.array([[0.0, 0.0]]))
+        >>> losses.huber(jnp.array([[0.5, 3.0]]), jnp.array([[0.0, 0.0]]), delta=2.0)
         Array([2.0625], dtype=float32)
     """
-    if isinstance(delta, (bool, np.bool_)) or not isinstance(
-        delta, (int, float, np.integer, np.floating, jax.Array, np.ndarray)
-    ):
-        raise TypeError(f"huber: delta must be a positive number, got {delta!r}.")
+    if not (_checks.is_real(delta) or isinstance(delta, (jax.Array, np.ndarray))):
+        raise TypeError(f"huber: delta must be a positive number, got {delta!r} of type "
+                        f"{type(delta).__name__}. Pass a float such as 1.0.")
     if not isinstance(delta, jax.core.Tracer):
         if np.ndim(delta) != 0:
-            raise ValueError(f"huber: delta must be a scalar, got {delta!r}.")
+            raise ValueError(f"huber: delta must be a scalar, got {delta!r}. Pass one "
+                             f"float such as 1.0.")
         d = float(np.asarray(delta))
         if not (math.isfinite(d) and d > 0):
             raise ValueError(
                 f"huber: delta must be a positive finite number, got {delta!r}."
             )
         delta = d
-    if predictions is None and targets is None:
-        return functools.partial(huber, delta=delta)
-    if predictions is None or targets is None:
-        raise TypeError(
-            "huber: pass both predictions and targets, or neither to get a "
-            "loss function (e.g. losses.huber(delta=2.0))."
-        )
     p, y, dtype = _prepare("huber", predictions, targets)
     if isinstance(delta, jax.core.Tracer):
         delta = delta.astype(dtype)
@@ -618,7 +605,8 @@ def sparse_categorical_crossentropy(predictions, targets, from_logits=True):
             )
     if from_logits:
         check_logits(name, p, categorical=True)
-    return _sparse_kernel(p, labels, _compute_dtype(p.dtype), from_logits=bool(from_logits))
+    return _sparse_kernel(p, labels, _checks.at_least_float32(p.dtype),
+                          from_logits=bool(from_logits))
 
 
 @_logit_kernel
@@ -716,6 +704,48 @@ def _kl_kernel(p, y, dtype):
     p = jnp.clip(p, _EPSILON, 1.0)
     y = jnp.clip(y, _EPSILON, 1.0)
     return _mean_over_examples(jnp.sum(y * (jnp.log(y) - jnp.log(p)), axis=-1))
+
+
+# --------------------------------------------------------------------------
+# Losses by name
+# --------------------------------------------------------------------------
+
+_BY_NAME = {
+    "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
+    "sse": sum_squared_error, "sum_squared_error": sum_squared_error,
+    "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
+    "huber": huber, "hinge": hinge, "kl_divergence": kl_divergence,
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+}
+
+
+def get(name_or_fn):
+    """The loss a name stands for; a function (or loss object) is returned as it is.
+
+    Names give this module's functions with their defaults (the cross-entropies
+    from logits, ``huber`` with ``delta=1.0``). Accepted: every loss's full name
+    and the short names ``"mse"``, ``"sse"`` and ``"mae"``.
+
+    Args:
+        name_or_fn: a loss name, or a callable ``(predictions, targets) ->
+            (batch,)``.
+
+    Returns:
+        The loss function.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+
+    Example:
+        >>> from jaxdl import losses
+        >>> losses.get("mse") is losses.mean_squared_error
+        True
+    """
+    if callable(name_or_fn):
+        return name_or_fn
+    return _checks.lookup("losses.get", "loss", name_or_fn, _BY_NAME)
 
 
 # --------------------------------------------------------------------------

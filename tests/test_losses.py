@@ -87,27 +87,57 @@ def test_huber_quadratic_inside_linear_outside():
     _close(losses.huber(y_hat, y, delta=2.0), [expected2], F32_TOL)
 
 
-def test_huber_matches_numpy_reference_on_random_errors():
+def _huber_np(p, y, delta):
+    e = np.abs(np.asarray(p, np.float64) - np.asarray(y, np.float64))
+    return np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta)).mean(axis=1)
+
+
+@pytest.mark.parametrize("delta", [None, 1.0, 0.5, 1.5])
+def test_huber_matches_numpy_reference_on_random_errors(delta):
     p = RNG.normal(size=(6, 5)).astype(np.float32) * 3
     y = RNG.normal(size=(6, 5)).astype(np.float32)
-    e = np.abs(p.astype(np.float64) - y)
-    d = 1.5
-    ref = np.where(e <= d, 0.5 * e**2, d * (e - 0.5 * d)).mean(axis=1)
-    _close(losses.huber(p, y, delta=d), ref, EXP_TOL)
+    got = losses.huber(p, y) if delta is None else losses.huber(p, y, delta=delta)
+    _close(got, _huber_np(p, y, 1.0 if delta is None else delta), EXP_TOL)
 
 
-def test_huber_factory_returns_partial():
-    loss_fn = losses.huber(delta=2.0)
-    assert isinstance(loss_fn, functools.partial)
+def test_huber_has_one_signature_and_partial_fixes_delta():
+    """huber always takes (predictions, targets); a threshold is fixed with partial."""
     p, y = jnp.array([[0.5, 3.0]]), jnp.array([[0.0, 0.0]])
-    _close(loss_fn(p, y), losses.huber(p, y, delta=2.0), 0)
-    assert float(loss_fn(p, y)[0]) != float(losses.huber(p, y)[0])
-    with pytest.raises(ValueError, match="delta"):
-        losses.huber(delta=0.0)
-    with pytest.raises(ValueError, match="delta"):
-        losses.huber(delta=float("nan"))
-    with pytest.raises(TypeError, match="both predictions and targets"):
+    with pytest.raises(TypeError):
+        losses.huber(delta=2.0)  # no longer a factory
+    with pytest.raises(TypeError):
         losses.huber(p)
+    loss_fn = functools.partial(losses.huber, delta=0.5)
+    _close(loss_fn(p, y), _huber_np(p, y, 0.5), F32_TOL)
+    _close(losses.Huber(delta=0.5)(p, y), _huber_np(p, y, 0.5), F32_TOL)
+
+
+@pytest.mark.parametrize("delta, error", [(0.0, ValueError), (float("nan"), ValueError),
+                                          (-1.0, ValueError), (np.ones(2), ValueError),
+                                          (True, TypeError), ("1", TypeError)])
+def test_huber_bad_delta_raises_naming_it(delta, error):
+    with pytest.raises(error, match="huber: delta must be"):
+        losses.huber(jnp.ones((2, 1)), jnp.zeros((2, 1)), delta=delta)
+
+
+def test_get_resolves_names_and_aliases_and_passes_functions_through():
+    short = {"mse": losses.mean_squared_error, "sse": losses.sum_squared_error,
+             "mae": losses.mean_absolute_error}
+    for name, fn in short.items():
+        assert losses.get(name) is fn
+    for fn in (losses.mean_squared_error, losses.sum_squared_error, losses.mean_absolute_error,
+               losses.huber, losses.hinge, losses.kl_divergence, losses.binary_crossentropy,
+               losses.categorical_crossentropy, losses.sparse_categorical_crossentropy):
+        assert losses.get(fn.__name__) is fn
+        assert losses.get(fn) is fn
+    own = losses.Huber(delta=2.0)
+    assert losses.get(own) is own
+
+
+@pytest.mark.parametrize("bad", ["msq", "", None, 3])
+def test_get_unknown_name_lists_the_known_ones(bad):
+    with pytest.raises(ValueError, match=r"losses.get: unknown loss .*expected one of .*mae"):
+        losses.get(bad)
 
 
 def test_binary_crossentropy_from_logits_matches_numpy():
@@ -387,7 +417,9 @@ def test_out_of_range_labels_raise_naming_value_and_range(bad):
 
 
 def test_out_of_range_labels_are_checked_under_grad_wrt_predictions():
-    f = lambda z: jnp.sum(losses.sparse_categorical_crossentropy(z, jnp.array([5])))
+    def f(z):
+        return jnp.sum(losses.sparse_categorical_crossentropy(z, jnp.array([5])))
+
     with pytest.raises(ValueError, match="label 5"):
         jax.grad(f)(jnp.zeros((1, 3)))
 
@@ -496,12 +528,14 @@ def test_jit_equals_eager(loss):
         _close(f(probs, y), loss(probs, y, from_logits=False), EXP_TOL)
 
 
-def test_jit_with_huber_factory_does_not_recompile():
-    f = jax.jit(losses.huber(delta=0.5))
+def test_jit_with_huber_partial_does_not_recompile(count_compiles):
+    f = jax.jit(functools.partial(losses.huber, delta=0.5))
     p, y = _inputs_for(losses.huber, (3, 2))
     f(p, y)
-    f(p + 1, y)
-    assert f._cache_size() == 1
+    p2 = p + 1
+    with count_compiles() as compiles:
+        f(p2, y)
+    assert compiles == []
 
 
 @pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda f: f.__name__)
@@ -539,7 +573,8 @@ def _x64_inputs(loss, shape):
     if loss in (losses.mean_absolute_error, losses.huber):
         y = rng.normal(size=shape)
         # Errors of magnitude in [0.2, 0.8] or [1.2, 2]: away from 0 and delta=1.
-        mag = np.where(rng.uniform(size=shape) > 0.5, rng.uniform(0.2, 0.8, shape), rng.uniform(1.2, 2.0, shape))
+        mag = np.where(rng.uniform(size=shape) > 0.5, rng.uniform(0.2, 0.8, shape),
+                       rng.uniform(1.2, 2.0, shape))
         p = y + mag * np.where(rng.uniform(size=shape) > 0.5, 1, -1)
         return jnp.asarray(p, jnp.float64), jnp.asarray(y, jnp.float64)
     if loss is losses.binary_crossentropy:
@@ -571,7 +606,8 @@ def test_check_grads_float64(loss):
             check_grads(loss, (p, y), order=order, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("loss", sorted(WITH_LOGIT_FLAG, key=lambda f: f.__name__), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("loss", sorted(WITH_LOGIT_FLAG, key=lambda f: f.__name__),
+                         ids=lambda f: f.__name__)
 def test_check_grads_float64_from_probabilities(loss):
     with jax.enable_x64(True):
         rng = np.random.default_rng(3)

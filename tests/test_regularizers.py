@@ -66,7 +66,8 @@ def test_biases_and_norm_scales_are_excluded(penalty):
     changed["batch_norm_0"]["bias"] = params["batch_norm_0"]["bias"] - 50
     _close(penalty(changed), penalty(params))
     grads = jax.grad(penalty)(params)
-    for path in (("dense_0", "bias"), ("dense_1", "bias"), ("batch_norm_0", "scale"), ("batch_norm_0", "bias")):
+    for path in (("dense_0", "bias"), ("dense_1", "bias"), ("batch_norm_0", "scale"),
+                 ("batch_norm_0", "bias")):
         g = grads[path[0]][path[1]]
         assert np.all(np.asarray(g) == 0), path
     assert np.any(np.asarray(grads["dense_0"]["kernel"]) != 0)
@@ -188,18 +189,21 @@ def test_zero_strength_is_allowed_and_gives_zero():
 
 def test_repr_is_readable():
     assert repr(regularizers.l2(1e-4)) == "L2(strength=0.0001, mask=None)"
-    assert repr(regularizers.elastic_net(l1=0.5, l2=0.25)) == "ElasticNet(l1=0.5, l2=0.25, mask=None)"
+    assert (repr(regularizers.elastic_net(l1=0.5, l2=0.25))
+            == "ElasticNet(l1=0.5, l2=0.25, mask=None)")
     assert regularizers.l1(0.1) == regularizers.l1(0.1)
 
 
-def test_jit_equals_eager_and_does_not_recompile():
+def test_jit_equals_eager_and_does_not_recompile(count_compiles):
     penalty = regularizers.elastic_net(0.01, 0.02)
     f = jax.jit(penalty)
     params = _params()
     _close(f(params), penalty(params))
     doubled = jax.tree_util.tree_map(lambda x: 2 * x, params)
-    _close(f(doubled), 0.02 * ABS_SUM + 0.02 * 4 * SQ_SUM)
-    assert f._cache_size() == 1
+    with count_compiles() as compiles:
+        twice = f(doubled)
+    assert compiles == []
+    _close(twice, 0.02 * ABS_SUM + 0.02 * 4 * SQ_SUM)
 
 
 def test_low_precision_params_accumulate_in_float32():
@@ -221,5 +225,6 @@ def test_float64_params_stay_float64():
 def test_check_grads_float64():
     with jax.enable_x64(True):
         params = _params(jnp.float64)  # no kernel entry at 0, so |w| is smooth
-        for penalty in (regularizers.l1(0.3), regularizers.l2(0.3), regularizers.elastic_net(0.3, 0.7)):
+        for penalty in (regularizers.l1(0.3), regularizers.l2(0.3),
+                        regularizers.elastic_net(0.3, 0.7)):
             check_grads(penalty, (params,), order=1, modes=("fwd", "rev"))
