@@ -209,29 +209,43 @@ def test_fit_with_multi_input_tuples():
 
 # ------------------------------------------------------------------------- errors
 
-def test_fit_errors():
+def _fitted_mlp_trainer():
     x, y, _, _ = _digits_flat()
     t = train.Trainer(_mlp(), losses.sparse_categorical_crossentropy, optim.adam(1e-3))
-    with pytest.raises(ValueError, match=r"same number of examples.*x: 100.*y: 99"):
-        t.fit(x[:100], y[:99], verbose=0)
-    with pytest.raises(ValueError, match="empty"):
-        t.fit(x[:0], y[:0], verbose=0)
-    with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got 0"):
-        t.fit(x, y, batch_size=0, verbose=0)
-    with pytest.raises(ValueError, match=r"labels must be class ids in \[0, 9\].*\[0, 12\]"):
-        t.fit(x[:10], np.r_[y[:9], 12].astype(np.int32), verbose=0)
     t.fit(x[:64], y[:64], epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"built for inputs of shape \(batch, 64\).*\(10, 8, 8\)"):
-        t.fit(x[:10].reshape(10, 8, 8), y[:10], verbose=0)
-    with pytest.raises(ValueError, match=r"unknown metric 'acuracy'"):
-        train.Trainer(_mlp(), "sparse_categorical_crossentropy", optim.adam(1e-3),
-                      metrics=("acuracy",))
-    with pytest.raises(ValueError, match=r"unknown loss 'crossentropy'"):
-        train.Trainer(_mlp(), "crossentropy", optim.adam(1e-3))
-    with pytest.raises(ValueError, match="call fit first"):
-        train.Trainer(_mlp(), "mse", optim.adam(1e-3)).predict(x)
-    with pytest.raises(TypeError, match="optax GradientTransformation"):
-        train.Trainer(_mlp(), "mse", "adam")
+    return t
+
+
+_FIT_ERRORS = {
+    "mismatched lengths": (ValueError, r"same number of examples.*x: 100.*y: 99",
+                           lambda t, x, y: t.fit(x[:100], y[:99], verbose=0)),
+    "empty data": (ValueError, "empty", lambda t, x, y: t.fit(x[:0], y[:0], verbose=0)),
+    "zero batch size": (ValueError, r"batch_size. must be a positive integer, got 0",
+                        lambda t, x, y: t.fit(x, y, batch_size=0, verbose=0)),
+    "label out of range": (ValueError, r"labels must be class ids in \[0, 9\].*\[0, 12\]",
+                           lambda t, x, y: t.fit(x[:10], np.r_[y[:9], 12].astype(np.int32),
+                                                 verbose=0)),
+    "another input shape": (ValueError, r"built for inputs of shape \(batch, 64\).*\(10, 8, 8\)",
+                            lambda t, x, y: t.fit(x[:10].reshape(10, 8, 8), y[:10], verbose=0)),
+    "unknown metric": (ValueError, r"unknown metric 'acuracy'",
+                       lambda t, x, y: train.Trainer(_mlp(), "sparse_categorical_crossentropy",
+                                                     optim.adam(1e-3), metrics=("acuracy",))),
+    "unknown loss": (ValueError, r"unknown loss 'crossentropy'",
+                     lambda t, x, y: train.Trainer(_mlp(), "crossentropy", optim.adam(1e-3))),
+    "predict before fit": (ValueError, "call fit first",
+                           lambda t, x, y: train.Trainer(_mlp(), "mse",
+                                                         optim.adam(1e-3)).predict(x)),
+    "optimizer as a string": (TypeError, "optax GradientTransformation",
+                              lambda t, x, y: train.Trainer(_mlp(), "mse", "adam")),
+}
+
+
+@pytest.mark.parametrize("case", list(_FIT_ERRORS))
+def test_fit_errors(case):
+    error, pattern, call = _FIT_ERRORS[case]
+    x, y, _, _ = _digits_flat()
+    with pytest.raises(error, match=pattern):
+        call(_fitted_mlp_trainer(), x, y)
 
 
 # ------------------------------------------------------------------------- metrics
@@ -250,7 +264,7 @@ def test_metric_functions_against_numpy():
     z = rng.normal(size=(50, 1)).astype(np.float32)
     t = rng.integers(0, 2, (50, 1)).astype(np.float32)
     np.testing.assert_allclose(train.binary_accuracy(z, t), ((z > 0) == (t > 0.5))[:, 0])
-    np.testing.assert_allclose(train.mean_absolute_error(z, t), np.abs(z - t)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(losses.mean_absolute_error(z, t), np.abs(z - t)[:, 0], rtol=1e-6)
 
 
 def test_accuracy_follows_the_loss():

@@ -37,8 +37,10 @@ from jaxdl.optim._base import EmptyState, chain, identity
 from jaxdl.optim.alias import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from jaxdl.optim.inject import (
     InjectHyperparamsState,
+    LRMultiplierState,
     get_hyperparams,
     inject_hyperparams,
+    lr_multiplier,
     set_hyperparams,
 )
 from jaxdl.optim.transforms import (
@@ -105,6 +107,8 @@ __all__ = [
     "InjectHyperparamsState",
     # hyperparameters
     "inject_hyperparams",
+    "lr_multiplier",
+    "LRMultiplierState",
     "set_hyperparams",
     "get_hyperparams",
     # schedules

@@ -5,9 +5,17 @@ An optimizer built with a Python float learning rate bakes the number into its
 ``jit``, recompiling. :func:`inject_hyperparams` instead stores the numeric
 hyperparameters as arrays in the state. Rebuilding the inner optimizer from
 those arrays on every update is free under ``jit`` (it is only Python-level
-plumbing), and a new value is just new data: a callback such as
-``ReduceLROnPlateau`` writes it with :func:`set_hyperparams` and the next step
-uses it without recompiling.
+plumbing), and a new value is just new data, written with
+:func:`set_hyperparams`: the next step uses it without recompiling.
+
+This is jaxdl's one mechanism for changing behaviour between steps (optax's
+rule: only values in the optimizer state change). :func:`lr_multiplier` is the
+same mechanism for optimizers that were not built with
+:func:`inject_hyperparams`: chained after any optimizer, it holds a
+``lr_multiplier`` hyperparameter that scales the final update, which is exactly
+a learning-rate change for SGD, momentum, Adam, AdamW, RMSprop... The
+``Trainer`` chains it after the user's optimizer, and ``ReduceLROnPlateau``
+lowers it with :func:`set_hyperparams`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from jaxdl.optim._base import is_number, safe_increment, widest, zeros_count
 __all__ = [
     "InjectHyperparamsState",
     "inject_hyperparams",
+    "LRMultiplierState",
+    "lr_multiplier",
     "set_hyperparams",
     "get_hyperparams",
 ]
@@ -176,6 +186,50 @@ def inject_hyperparams(
     return build
 
 
+class LRMultiplierState(NamedTuple):
+    """State of :func:`lr_multiplier`.
+
+    Attributes:
+        hyperparams: ``{"lr_multiplier": float32 scalar}``, read by every update.
+        inner_state: empty; present so :func:`set_hyperparams` finds this state
+            like any injected one.
+    """
+
+    hyperparams: dict
+    inner_state: tuple = ()
+
+
+def lr_multiplier(initial: float = 1.0) -> optax.GradientTransformation:
+    """Scale the updates by a ``lr_multiplier`` hyperparameter kept in the state.
+
+    Chained after an optimizer whose learning rate multiplies its final update
+    (every jaxdl and optax optimizer), multiplying the update by ``m`` is
+    exactly training with learning rate ``m * lr``. Change it between steps
+    with ``set_hyperparams(opt_state, lr_multiplier=m)``; under ``jit`` that
+    is new data, not a new program.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import optim
+        >>> opt = optim.chain(optim.sgd(0.1), optim.lr_multiplier())
+        >>> w = jnp.array([1.0])
+        >>> state = optim.set_hyperparams(opt.init(w), lr_multiplier=0.5)
+        >>> print(opt.update(jnp.array([1.0]), state, w)[0])
+        [-0.05]
+    """
+    def init(params):
+        del params
+        return LRMultiplierState(hyperparams={"lr_multiplier": jnp.asarray(initial,
+                                                                          jnp.float32)})
+
+    def update(updates, state, params=None):
+        del params
+        m = state.hyperparams["lr_multiplier"]
+        return jax.tree.map(lambda u: u * m.astype(u.dtype), updates), state
+
+    return optax.GradientTransformation(init, update)
+
+
 def _has_hyperparams(node: Any) -> bool:
     fields = getattr(node, "_fields", None)
     return (
@@ -255,7 +309,11 @@ def set_hyperparams(opt_state: Any, **values: Any) -> Any:
 
 
 def get_hyperparams(opt_state: Any) -> dict:
-    """The ``hyperparams`` dict of the outermost injected state in ``opt_state``.
+    """Every hyperparameter held in ``opt_state``, by name.
+
+    The hyperparams of each injected state (and :func:`lr_multiplier`) in
+    ``opt_state``, merged; where two states hold the same name, the outermost
+    (the last in a chain) wins.
 
     Raises:
         ValueError: the state holds no injected hyperparameters.
@@ -267,9 +325,12 @@ def get_hyperparams(opt_state: Any) -> dict:
         return node
 
     _walk(opt_state, visit)
+    merged: dict = {}
+    for hyperparams in found:
+        merged.update(hyperparams)
     if not found:
         raise ValueError(
             "optim.get_hyperparams: this optimizer state holds no injected "
             "hyperparameters; build it with optim.inject_hyperparams(factory)(...)."
         )
-    return found[-1]
+    return merged

@@ -3,9 +3,11 @@
 A callback subclasses :class:`Callback` and overrides any of
 ``on_train_begin(logs)``, ``on_train_end(logs)``, ``on_epoch_begin(epoch, logs)``,
 ``on_epoch_end(epoch, logs)`` and ``on_batch_end(step, logs)``. Before training,
-``set_trainer(trainer)`` gives it the running :class:`~jaxdl.train.Trainer` as
-``self.trainer``: it may read or replace ``trainer.state`` and set
-``trainer.stop_training = True``.
+``set_trainer(trainer)`` gives it the running trainer (a
+:class:`~jaxdl.train.Trainer` or any other :class:`~jaxdl.train.loop.EpochTrainer`)
+as ``self.trainer``: it may read or replace ``trainer.state`` and set
+``trainer.stop_training = True``. The engine dispatches every hook through one
+:class:`~jaxdl.train.loop.CallbackList`.
 
 ``on_batch_end`` runs after each *executed chunk* of steps (``fit`` fuses
 several steps into one compiled call, see ``steps_per_execution``), with the
@@ -22,6 +24,8 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxdl import optim
 
 
 class Callback:
@@ -186,11 +190,11 @@ class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when a metric stops improving.
 
     After ``patience`` epochs without an improvement larger than ``min_delta``
-    the rate the optimizer really uses is lowered: the trainer chains a
-    learning-rate multiplier after the optimizer (see
-    :func:`jaxdl.train.lr_multiplier`), and this callback lowers it inside the
-    optimizer state, so it works with every jaxdl and optax optimizer and
-    never recompiles. ``cooldown`` epochs follow each reduction before counting
+    the rate the optimizer really uses is lowered: the trainer chains
+    :func:`jaxdl.optim.lr_multiplier` after the optimizer, and this callback
+    lowers that hyperparameter inside the optimizer state with
+    :func:`jaxdl.optim.set_hyperparams`, so it works with every jaxdl and
+    optax optimizer and never recompiles. ``cooldown`` epochs follow each reduction before counting
     again. The multiplier never goes below ``min_multiplier``. The current
     multiplier is logged as ``lr_multiplier``.
     """
@@ -222,7 +226,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored("ReduceLROnPlateau", self.monitor, logs)
-        current = self.trainer.lr_multiplier
+        current = float(optim.get_hyperparams(self.trainer.state.opt_state)["lr_multiplier"])
         if logs is not None:
             logs["lr_multiplier"] = current
         if self.cooldown_left > 0:
@@ -237,7 +241,8 @@ class ReduceLROnPlateau(Callback):
         self.wait += 1
         if self.wait >= self.patience and current > self.min_multiplier:
             new = max(current * self.factor, self.min_multiplier)
-            self.trainer.lr_multiplier = new
+            self.trainer.state = self.trainer.state._replace(opt_state=optim.set_hyperparams(
+                self.trainer.state.opt_state, lr_multiplier=new))
             if self.verbose:
                 print(f"ReduceLROnPlateau: epoch {epoch + 1}: learning-rate multiplier "
                       f"{current:.4g} -> {new:.4g}.")
@@ -405,7 +410,7 @@ class ModelCheckpoint(Callback):
             self._monitor.best = value
         elif self.monitor in logs and self._monitor.improved(float(logs[self.monitor])):
             self._monitor.best = float(logs[self.monitor])
-        meta = self.trainer._checkpoint_metadata({"epoch": epoch + 1})
+        meta = self.trainer.checkpoint_metadata({"epoch": epoch + 1})
         metrics = {k: v for k, v in logs.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         # A diverged state (non-finite loss or params) is kept apart by the manager, with a

@@ -9,7 +9,8 @@ the task the loss declares, see :func:`accuracy_for`), ``"binary_accuracy"``
 (threshold 0 when the loss declares logits, 0.5 otherwise),
 ``"categorical_accuracy"``, ``"sparse_categorical_accuracy"``,
 ``"top_k_accuracy"`` (k=5), ``"top5"``-style ``"topK"`` names,
-``"mse"``/``"mean_squared_error"``, ``"mae"``/``"mean_absolute_error"``.
+``"mse"``/``"mean_squared_error"``, ``"mae"``/``"mean_absolute_error"`` (the
+per-example losses of those names in :mod:`jaxdl.losses`).
 """
 
 from __future__ import annotations
@@ -78,25 +79,14 @@ def top_k_accuracy(predictions: Array, targets: Array, k: int = 5) -> Array:
     return _per_example_mean(_float(rank < k))
 
 
-def mean_squared_error(predictions: Array, targets: Array) -> Array:
-    """Mean of ``(predictions - targets)²`` over the non-batch axes."""
-    targets = jnp.reshape(targets, predictions.shape).astype(predictions.dtype)
-    return _per_example_mean(jnp.square(predictions - targets))
-
-
-def mean_absolute_error(predictions: Array, targets: Array) -> Array:
-    """Mean of ``|predictions - targets|`` over the non-batch axes."""
-    targets = jnp.reshape(targets, predictions.shape).astype(predictions.dtype)
-    return _per_example_mean(jnp.abs(predictions - targets))
-
-
 _NAMED = {
     "binary_accuracy": binary_accuracy,
     "categorical_accuracy": categorical_accuracy,
     "sparse_categorical_accuracy": sparse_categorical_accuracy,
     "top_k_accuracy": top_k_accuracy,
-    "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
-    "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
+    # The losses of the same names, per example: one definition of each.
+    "mse": _losses.mean_squared_error, "mean_squared_error": _losses.mean_squared_error,
+    "mae": _losses.mean_absolute_error, "mean_absolute_error": _losses.mean_absolute_error,
 }
 
 

@@ -162,7 +162,7 @@ def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None):
 
 def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformation,
                     metrics: Sequence[Any] = (), regularizer: Optional[Callable] = None,
-                    *, donate: bool = True) -> Callable:
+                    *, donate: bool = True, jit: bool = True) -> Callable:
     """Build the jitted training step ``step(state, (x, y)) -> (state, metrics)``.
 
     One step computes ``loss = mean_i loss_fn(model(x_i), y_i) + regularizer(params)``
@@ -182,6 +182,8 @@ def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformati
         metrics: names or functions, reported as batch means next to ``"loss"``.
         regularizer: ``penalty(params) -> scalar`` added to the loss.
         donate: donate the state's buffers to the step.
+        jit: ``False`` returns the plain function, to be scanned, vmapped or
+            compiled by the caller (``jaxdl.train.executors.compile_steps``).
 
     Returns:
         ``step(state, batch) -> (new_state, {"loss": ..., metric: ...})``.
@@ -196,7 +198,7 @@ def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformati
         >>> state, logs = step(state, (jnp.ones((4, 2)), jnp.zeros((4, 1))))
     """
     step = _train_step_fn(model, loss, optimizer, metrics, regularizer)
-    return jax.jit(step, donate_argnums=(0,) if donate else ())
+    return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
 
 
 def _eval_step_fn(model, loss, metrics=(), regularizer=None):
@@ -217,124 +219,13 @@ def _eval_step_fn(model, loss, metrics=(), regularizer=None):
 
 
 def make_eval_step(model: Any, loss: Any, metrics: Sequence[Any] = (),
-                   regularizer: Optional[Callable] = None) -> Callable:
+                   regularizer: Optional[Callable] = None, *, jit: bool = True) -> Callable:
     """Build the jitted evaluation step ``eval_step(state, (x, y)) -> metrics``.
 
     Inference mode (``training=False``: no dropout, batch norm uses its moving
     statistics); the state is not changed. Metrics are batch means; a third
-    batch element gives per-example weights (0 masks padding out).
+    batch element gives per-example weights (0 masks padding out). ``jit=False``
+    returns the plain function.
     """
-    return jax.jit(_eval_step_fn(model, loss, metrics, regularizer))
-
-
-# ------------------------------------------------------------------ learning-rate multiplier
-
-class LRMultiplierState(NamedTuple):
-    """State of :func:`lr_multiplier`: ``multiplier`` is a float32 scalar."""
-
-    multiplier: Array
-
-
-def lr_multiplier(initial: float = 1.0) -> optax.GradientTransformation:
-    """Scale the updates by a multiplier kept in the optimizer state.
-
-    Chained after an optimizer whose learning rate multiplies its final update
-    (every jaxdl and optax optimizer: SGD, momentum, Adam, AdamW, RMSprop...),
-    multiplying the update by ``m`` is exactly training with learning rate
-    ``m * lr``. The ``Trainer`` appends this transform so callbacks such as
-    ``ReduceLROnPlateau`` can lower the rate of any optimizer, inside the
-    compiled step, without recompiling.
-    """
-    def init(params):
-        del params
-        return LRMultiplierState(multiplier=jnp.asarray(initial, jnp.float32))
-
-    def update(updates, state, params=None):
-        del params
-        m = state.multiplier
-        return jax.tree.map(lambda u: u * m.astype(u.dtype), updates), state
-
-    return optax.GradientTransformation(init, update)
-
-
-# ------------------------------------------------------------------ fused multi-step execution
-
-def _take(tree: Any, idx: Array) -> Any:
-    return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), tree)
-
-
-def _fused_functions(model, loss, optimizer, metrics, regularizer):
-    """Jitted multi-step train and eval functions over device-resident data.
-
-    ``train_chunk(state, X, Y, idx)`` runs ``idx.shape[0]`` steps in one
-    ``lax.scan``, step ``i`` on rows ``idx[i]`` of ``X``/``Y``, and returns the new
-    state and the sums of ``batch_size * metric`` (so epoch means weight every
-    example equally). ``train_one(state, sums, X, Y, ids)`` is one such step
-    without a loop, for models that run slower inside one. ``eval_all(state, X,
-    Y, idx, w)`` does the same for evaluation with per-row weights (0 for
-    padding). ``predict_all`` returns
-    the stacked predictions.
-    """
-    step = _train_step_fn(model, loss, optimizer, metrics, regularizer)
-    eval_step = _eval_step_fn(model, loss, metrics, regularizer)
-
-    def train_chunk(state, X, Y, idx):
-        first = (_take(X, idx[0]), _take(Y, idx[0]))
-        names = jax.eval_shape(step, state, first)[1]
-        zeros = {k: jnp.zeros((), jnp.float32) for k in names}
-
-        def body(carry, ids):
-            st, sums = carry
-            st, logs = step(st, (_take(X, ids), _take(Y, ids)))
-            n = jnp.float32(ids.shape[0])
-            return (st, {k: sums[k] + logs[k] * n for k in sums}), None
-
-        (state, sums), _ = jax.lax.scan(body, (state, zeros), idx)
-        return state, sums
-
-    def train_one(state, sums, X, Y, ids):
-        """One step on rows ``ids``, adding ``len(ids) * metric`` into ``sums`` (no loop)."""
-        state, logs = step(state, (_take(X, ids), _take(Y, ids)))
-        n = jnp.float32(ids.shape[0])
-        return state, {k: sums[k] + logs[k] * n for k in sums}
-
-    def eval_one(state, sums, X, Y, ids, w):
-        """Weighted evaluation sums of rows ``ids`` (weight 0 masks padding) added to ``sums``."""
-        logs = eval_step(state, (_take(X, ids), _take(Y, ids), w))
-        n = jnp.sum(w)
-        return {k: sums[k] + logs[k] * n for k in sums}
-
-    def eval_all(state, X, Y, idx, w):
-        names = jax.eval_shape(lambda: eval_step(state, (_take(X, idx[0]), _take(Y, idx[0]),
-                                                         w[0])))
-        zeros = {k: jnp.zeros((), jnp.float32) for k in names}
-
-        def body(sums, args):
-            ids, wb = args
-            return eval_one(state, sums, X, Y, ids, wb), None
-
-        sums, _ = jax.lax.scan(body, zeros, (idx, w))
-        return sums
-
-    def predict_one(state, X, ids):
-        return model.apply(state.params, state.model_state, _take(X, ids), training=False)[0]
-
-    def predict_all(state, X, idx):
-        _, ys = jax.lax.scan(lambda c, ids: (c, predict_one(state, X, ids)), None, idx)
-        return ys
-
-    return _Executors(train_chunk=jax.jit(train_chunk, donate_argnums=(0,)),
-                      train_one=jax.jit(train_one, donate_argnums=(0, 1)),
-                      eval_all=jax.jit(eval_all), eval_one=jax.jit(eval_one),
-                      predict_all=jax.jit(predict_all), predict_one=jax.jit(predict_one))
-
-
-class _Executors(NamedTuple):
-    """The compiled functions ``Trainer`` drives: fused (``lax.scan``) and per-batch forms."""
-
-    train_chunk: Callable
-    train_one: Callable
-    eval_all: Callable
-    eval_one: Callable
-    predict_all: Callable
-    predict_one: Callable
+    step = _eval_step_fn(model, loss, metrics, regularizer)
+    return jax.jit(step) if jit else step

@@ -1,0 +1,489 @@
+"""The epoch engine every trainer drives.
+
+Supervised, adversarial, population and sharded training differ in their
+state and their step, never in the loop around them. :class:`EpochTrainer`
+owns that loop once: the device-resident data and its shuffling plan (the
+order of epoch ``e`` depends only on ``(seed, e)``), scan-fused chunks or one
+call per step, the last partial batch, the progress line, the
+:class:`History`, the callbacks (through one :class:`CallbackList`),
+validation, stop requests, and what a checkpoint records.
+
+A trainer subclasses :class:`EpochTrainer`, builds its state, compiles its
+un-jitted step with :func:`jaxdl.train.executors.compile_steps`, and calls
+:meth:`EpochTrainer.run_epochs` with its data (any pytree of arrays sharing
+their first axis)::
+
+    class AutoencoderTrainer(EpochTrainer):
+        checkpoint_kind = "my.AutoencoderTrainer"
+
+        def fit(self, x, epochs, batch_size=32, seed=0, callbacks=(), verbose=1):
+            if self.state is None:
+                self.state = TrainState.create(model, opt, x.shape[1:], jax.random.key(seed))
+            runner = compile_steps(reconstruction_step)      # step(state, x) -> (state, logs)
+            return self.run_epochs(runner, jax.device_put(x), len(x), epochs=epochs,
+                                   batch_size=batch_size, seed=seed, callbacks=callbacks,
+                                   verbose=verbose)
+
+``jaxdl.train.Trainer`` is the supervised case: its data are ``(x, y)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import numpy as np
+
+from jaxdl import _checks, checkpoint
+from jaxdl import data as _data
+from jaxdl.train.executors import StepRunner
+from jaxdl.train.progress import EpochProgress
+
+__all__ = ["History", "CallbackList", "EpochPlan", "plan_epoch", "EpochTrainer",
+           "check_not_donated"]
+
+
+class History:
+    """What ``fit`` returns: ``history`` maps each logged name to its per-epoch values.
+
+    Attributes:
+        history: ``{"loss": [...], "accuracy": [...], "val_loss": [...], ...}``.
+        epoch: the epoch numbers (0-based) the values belong to.
+    """
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def append(self, epoch: int, logs: dict) -> None:
+        """Record the logs of ``epoch`` (called by the engine at the end of each epoch)."""
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def plot(self, path: str | os.PathLike, title: Optional[str] = None) -> str:
+        """Draw the loss and each metric (training and validation) to an image file.
+
+        One panel per quantity, the x axis in epochs. Returns the path written.
+        """
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [k for k in self.history if not k.startswith("val_") and k != "lr_multiplier"]
+        if not names:
+            raise ValueError("History.plot: nothing to plot; fit has not recorded any epoch.")
+        fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names, strict=True):
+            ax.plot(epochs, self.history[name], "o-", ms=3, label=f"train {name}")
+            if f"val_{name}" in self.history:
+                ax.plot(epochs, self.history[f"val_{name}"], "s--", ms=3,
+                        label=f"validation {name}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(name)
+            if name == "loss" and min(self.history[name]) > 0:
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend()
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        path = os.fspath(path)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_HOOKS = ("set_trainer", "on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end",
+          "on_train_end", "state_dict", "load_state_dict")
+
+
+class CallbackList:
+    """The callbacks of one run, every hook dispatched through one place (as Keras does).
+
+    Args:
+        callbacks: ``None``, one callback, or a list of them (instances, not classes).
+        owner: the caller, named in errors (``"Trainer.fit"``).
+
+    Each callback gets a stable key, its class name and its rank among the
+    callbacks of that class (``"EarlyStopping_0"``), under which its
+    ``state_dict`` is saved in checkpoints and handed back on resume.
+    """
+
+    def __init__(self, callbacks: Any = (), owner: str = "fit"):
+        if callbacks is None:
+            callbacks = []
+        if isinstance(callbacks, type) or hasattr(callbacks, "on_epoch_end"):
+            callbacks = [callbacks]
+        if not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"{owner}: callbacks must be a list of Callback instances, got "
+                            f"{_short(callbacks)}. Write callbacks=[train.EarlyStopping(), ...].")
+        for i, cb in enumerate(callbacks):
+            if isinstance(cb, type):
+                raise TypeError(f"{owner}: callbacks[{i}] is the class {cb.__name__}, not an "
+                                f"instance. Create it: {cb.__name__}(...) with its arguments.")
+            missing = [h for h in _HOOKS if not hasattr(cb, h)]
+            if missing:
+                raise TypeError(f"{owner}: callbacks[{i}] must be a Callback instance, got "
+                                f"{_short(cb)} (no {', '.join(missing)}). Subclass "
+                                f"jaxdl.train.Callback and override the hooks you need.")
+        self.callbacks = list(callbacks)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self) -> int:
+        return len(self.callbacks)
+
+    def keyed(self) -> dict:
+        """``{"EarlyStopping_0": cb, ...}``: a stable name per callback."""
+        counts: dict[str, int] = {}
+        keys = {}
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            keys[f"{name}_{counts.get(name, 0)}"] = cb
+            counts[name] = counts.get(name, 0) + 1
+        return keys
+
+    def state_dicts(self) -> dict:
+        """Every callback's non-empty ``state_dict``, by key (what checkpoints carry)."""
+        states = {key: cb.state_dict() for key, cb in self.keyed().items()}
+        return {key: state for key, state in states.items() if state}
+
+    def load_state_dicts(self, states: dict) -> None:
+        """Hand each callback its saved state back (after ``on_train_begin``)."""
+        for key, cb in self.keyed().items():
+            if key in states:
+                cb.load_state_dict(states[key])
+
+    def set_trainer(self, trainer: Any) -> None:
+        for cb in self.callbacks:
+            cb.set_trainer(trainer)
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        for cb in self.callbacks:
+            cb.on_train_begin(logs if logs is not None else {})
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end(logs if logs is not None else {})
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs if logs is not None else {})
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_end(self, step: int, logs: dict) -> None:
+        for cb in self.callbacks:
+            cb.on_batch_end(step, logs)
+
+
+class EpochPlan(NamedTuple):
+    """How an epoch is cut and run.
+
+    Attributes:
+        full: batches of ``batch_size`` examples.
+        rest: examples in the last, smaller batch (0: none).
+        batch_size: examples per full batch.
+        report: steps between host syncs (progress and ``on_batch_end``).
+        fused: whether those steps run in one ``lax.scan`` or one call each.
+    """
+
+    full: int
+    rest: int
+    batch_size: int
+    report: int = 1
+    fused: bool = False
+
+    @property
+    def steps(self) -> int:
+        return self.full + (1 if self.rest else 0)
+
+
+def plan_epoch(owner: str, n: int, batch_size: int, *, drop_remainder: bool = False,
+               steps_per_execution: Any = "auto", scan_friendly: bool = True) -> EpochPlan:
+    """Cut ``n`` examples into batches and choose how the steps run.
+
+    The last ``n % batch_size`` examples form a smaller last batch, or are
+    skipped with ``drop_remainder``; a remainder of exactly one example joins
+    the batch before it (one batch of ``batch_size + 1``), since batch
+    statistics (BatchNorm) need two examples.
+
+    ``steps_per_execution``: ``"auto"`` runs about an eighth of an epoch per
+    call, fused in a ``lax.scan`` unless the model is not ``scan_friendly``
+    on this backend (then one compiled call per step); ``"epoch"`` one call
+    per epoch; an int ``k`` that many fused steps per call (``1``: unfused).
+    The choice depends only on the model, the backend and the arguments,
+    never on timings, so two runs with one seed stay bit-identical.
+
+    >>> plan_epoch("fit", 100, 32)
+    EpochPlan(full=3, rest=4, batch_size=32, report=1, fused=True)
+    >>> plan_epoch("fit", 97, 32).full, plan_epoch("fit", 97, 32).rest
+    (2, 33)
+    """
+    full, rest = divmod(n, batch_size)
+    if drop_remainder:
+        rest = 0
+    elif rest == 1 and full > 0:
+        full, rest = full - 1, batch_size + 1
+    if full == 0:
+        return EpochPlan(full, rest, batch_size)
+    every = max(1, math.ceil(full / 8))
+    if steps_per_execution == "auto":
+        return EpochPlan(full, rest, batch_size, every, scan_friendly)
+    if steps_per_execution == "epoch":
+        return EpochPlan(full, rest, batch_size, full, True)
+    if _checks.is_int(steps_per_execution) and steps_per_execution > 0:
+        k = min(int(steps_per_execution), full)
+        return EpochPlan(full, rest, batch_size, every if k == 1 else k, k > 1)
+    raise ValueError(f"{owner}: steps_per_execution must be a positive integer, 'auto' or "
+                     f"'epoch', got {steps_per_execution!r}.")
+
+
+def check_not_donated(owner: str, state: Any) -> None:
+    """Raise if ``state``'s buffers were donated to a compiled step (they are deleted then)."""
+    if any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(state)):
+        raise ValueError(
+            f"{owner}: trainer.state can no longer be used: its buffers were donated to a "
+            f"compiled step, which reuses the memory of the state it is given (probably "
+            f"step(trainer.state, batch) with a step from make_train_step, donate=True by "
+            f"default). Keep the state the step returns (trainer.state, logs = "
+            f"step(trainer.state, batch)), or build the step with donate=False.")
+
+
+class EpochTrainer:
+    """The host side of training: a state, the epoch loop, callbacks and checkpoints.
+
+    Subclasses supply the state and the step (see the module docstring) and
+    call :meth:`run_epochs`; they may override :meth:`describe` (what
+    checkpoint metadata records besides the epoch and callback states),
+    :meth:`restore_target` (the abstract state a checkpoint must match) and
+    :meth:`restored` (what to read back from the metadata).
+
+    Callbacks see the running trainer as ``callback.trainer``: they may read
+    or replace ``trainer.state``, set ``trainer.stop_training = True``, and
+    change optimizer hyperparameters with ``optim.set_hyperparams``.
+
+    Attributes:
+        state: the training state (a pytree), ``None`` before it is built.
+        epoch: completed epochs (the ``initial_epoch`` a resumed run starts at).
+        history: the :class:`History` of the latest run.
+        stop_training: set by a callback to end the run after this chunk or epoch.
+        verbose: the running ``verbose`` level, for callbacks that print.
+        callbacks: the :class:`CallbackList` of the latest run.
+    """
+
+    checkpoint_kind = "jaxdl.train.EpochTrainer"
+
+    def __init__(self):
+        self.state: Any = None
+        self.epoch = 0
+        self.history: Optional[History] = None
+        self.stop_training = False
+        self.verbose = 0
+        self.callbacks = CallbackList()
+        self._resumed_callbacks: dict = {}  # states read by restore, for the next run
+
+    # ------------------------------------------------------------------ the loop
+
+    def run_epochs(self, runner: StepRunner, data: Any, n: int, *, epochs: int,
+                   batch_size: int, seed: int = 0, shuffle: bool = True,
+                   initial_epoch: int = 0, verbose: int = 1, callbacks: Any = (),
+                   steps_per_execution: Any = "auto", drop_remainder: bool = False,
+                   scan_friendly: bool = True, validate: Optional[Callable[[], dict]] = None,
+                   log_names: Optional[Sequence[str]] = None, owner: str = "fit") -> History:
+        """Run epochs ``initial_epoch .. epochs-1`` of ``runner``'s step over ``data``.
+
+        Args:
+            runner: the compiled step (:func:`~jaxdl.train.executors.compile_steps`).
+            data: a pytree of device arrays whose first axis has ``n`` rows.
+            n: the number of examples.
+            validate: called after each epoch; its dict is logged with ``val_`` prefixes.
+            scan_friendly: whether the step may run inside a ``lax.scan`` at full
+                speed on this backend (see :func:`plan_epoch`).
+            log_names: the order of the logged names (the step's logs come back
+                from the device with sorted keys); names not listed follow.
+            Others: as in ``Trainer.fit``.
+
+        Returns:
+            The run's :class:`History` (also ``self.history``).
+        """
+        plan = self._plan(owner, n, epochs, batch_size, seed, initial_epoch,
+                          steps_per_execution, drop_remainder, scan_friendly)
+        callbacks = self._begin(CallbackList(callbacks, owner), initial_epoch, verbose)
+        epoch = initial_epoch
+        for epoch in range(initial_epoch, epochs):
+            self.epoch = epoch
+            callbacks.on_epoch_begin(epoch)
+            order = (_data.epoch_permutation(n, seed, epoch) if shuffle
+                     else np.arange(n)).astype(np.int32)
+            progress = EpochProgress(epoch, epochs, plan.steps, verbose)
+            logs = self._run_epoch(runner, data, order, plan, progress)
+            logs = {k: logs[k] for k in (*(log_names or ()), *logs) if k in logs}
+            if validate is not None:
+                logs.update({f"val_{k}": v for k, v in validate().items()})
+            progress.close(logs)  # the epoch line first, then what callbacks print
+            callbacks.on_epoch_end(epoch, logs)
+            self.history.append(epoch, logs)
+            if self.stop_training:
+                break
+        self.epoch = epoch + 1 if epochs > initial_epoch else initial_epoch
+        callbacks.on_train_end()
+        return self.history
+
+    def _plan(self, owner, n, epochs, batch_size, seed, initial_epoch, steps_per_execution,
+              drop_remainder, scan_friendly) -> EpochPlan:
+        _checks.non_negative_int(owner, "seed", seed)
+        _checks.non_negative_int(owner, "epochs", epochs)
+        _checks.non_negative_int(owner, "initial_epoch", initial_epoch)
+        batch_size = min(_checks.positive_int(owner, "batch_size", batch_size), n)
+        return plan_epoch(owner, n, batch_size, drop_remainder=drop_remainder,
+                          steps_per_execution=steps_per_execution, scan_friendly=scan_friendly)
+
+    def _begin(self, callbacks: CallbackList, initial_epoch: int, verbose: int) -> CallbackList:
+        """Start a run: fresh history, the callbacks begun and given their resumed states."""
+        self.history = History()
+        self.stop_training = False
+        self.verbose = verbose
+        self.callbacks = callbacks
+        callbacks.set_trainer(self)
+        callbacks.on_train_begin()
+        if initial_epoch > 0 and self._resumed_callbacks:  # resuming after restore()
+            try:
+                callbacks.load_state_dicts(self._resumed_callbacks)
+            except (ValueError, TypeError, KeyError) as e:
+                raise checkpoint.CheckpointError(
+                    f"{type(self).__name__}: the restored checkpoint's callback states do not "
+                    f"fit these callbacks ({type(e).__name__}: {e}). Resume from another "
+                    f"checkpoint, or start the callbacks afresh with initial_epoch=0.") from e
+        self._resumed_callbacks = {}
+        return callbacks
+
+    def _run_epoch(self, runner: StepRunner, data: Any, order: np.ndarray, plan: EpochPlan,
+                   progress: EpochProgress) -> dict:
+        """One epoch in the order ``order``; its logs (means over the examples seen)."""
+        sums: dict[str, float] = {}
+        seen, size = 0, plan.batch_size
+        chunks = [(start, min(start + plan.report, plan.full))
+                  for start in range(0, plan.full, plan.report)]
+        if plan.rest:
+            chunks.append((plan.full, plan.full + 1))
+        for start, stop in chunks:
+            if start == plan.full:  # the last, smaller batch
+                idx = order[start * size:start * size + plan.rest].reshape(1, plan.rest)
+            else:
+                idx = order[start * size:stop * size].reshape(stop - start, size)
+            self.state, chunk_sums = self._steps(runner, data, idx, plan.fused)
+            seen += idx.size
+            host = jax.device_get(chunk_sums)  # one sync per executed chunk
+            sums = {k: sums.get(k, 0.0) + float(host[k]) for k in host}
+            running = {k: v / seen for k, v in sums.items()}
+            if stop <= plan.full:
+                progress.update(stop, running)
+            self.callbacks.on_batch_end(min(stop, plan.steps), running)
+            if self.stop_training:
+                break
+        return {k: v / max(seen, 1) for k, v in sums.items()}
+
+    def _steps(self, runner: StepRunner, data: Any, idx: np.ndarray, fused: bool):
+        """Run the batches ``idx`` (one row each); return (state, device-side sums)."""
+        if fused:
+            return runner.chunk(self.state, data, idx)
+        state, sums = self.state, runner.zero_sums(self.state, data, idx[0])
+        for ids in idx:  # one compiled call per step, no host sync in between
+            state, sums = runner.single(state, sums, data, ids)
+        return state, sums
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def describe(self) -> dict:
+        """Extra checkpoint metadata (JSON values); subclasses add what restore needs."""
+        return {}
+
+    def checkpoint_metadata(self, extra: Optional[dict] = None) -> dict:
+        """What a checkpoint records besides the state: kind, epoch, callback states."""
+        meta = {"kind": self.checkpoint_kind, "epoch": int(self.epoch), **self.describe(),
+                "callbacks": self.callbacks.state_dicts()}
+        meta.update(extra or {})
+        return meta
+
+    def save(self, path: str | os.PathLike, metadata: Optional[dict] = None) -> str:
+        """Write the whole state and the epoch count to ``path``, atomically; the path."""
+        self.require_state("save")
+        return checkpoint.save(path, {"train_state": self.state},
+                               metadata=self.checkpoint_metadata(metadata))
+
+    def restore(self, path: str | os.PathLike) -> dict:
+        """Load a state written by :meth:`save` or by ``ModelCheckpoint``.
+
+        ``path`` is a checkpoint file or a ``ModelCheckpoint`` directory: its
+        newest loadable, finite step (a corrupt newest file, or a diverged
+        state with non-finite values, is skipped with a warning). Then
+        ``fit(..., initial_epoch=trainer.epoch)`` continues as the
+        uninterrupted run would have. Returns the checkpoint's metadata.
+
+        Raises:
+            ValueError: the checkpoint belongs to a model or optimizer of
+                another structure (the message names the leaf and both shapes).
+            jaxdl.checkpoint.CheckpointError: the file is corrupt or unsafe, or
+                its metadata is malformed (the message names the field).
+            FileNotFoundError: no such file, or a directory without checkpoints.
+        """
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            _, tree, meta = checkpoint.restore_latest(
+                path, target_for=lambda m: self._checked_target(path, m))
+        else:
+            meta = checkpoint.read_metadata(path)
+            tree = checkpoint.restore(path, target=self._checked_target(path, meta))
+        self.state = tree["train_state"]
+        self.epoch = meta["epoch"]
+        self._resumed_callbacks = meta.get("callbacks", {})
+        self.restored(meta)
+        return meta
+
+    def _checked_target(self, path: str, meta: dict) -> dict:
+        name = type(self).__name__
+        if meta.get("kind") != self.checkpoint_kind:
+            raise ValueError(f"{name}.restore: {path!r} was written by {meta.get('kind')!r}, "
+                             f"not by {name}.save or ModelCheckpoint on a {name}; use "
+                             f"checkpoint.restore for plain trees.")
+        checkpoint.require(_checks.is_int(meta.get("epoch")) and meta["epoch"] >= 0, path,
+                           "metadata.epoch", "an int >= 0 (the completed epochs)",
+                           meta.get("epoch"))
+        states = meta.get("callbacks", {})
+        checkpoint.require(isinstance(states, dict) and all(
+            isinstance(v, dict) and all(isinstance(f, str) and (
+                x is None or isinstance(x, (int, float, str))) for f, x in v.items())
+            for v in states.values()), path, "metadata.callbacks",
+            "a JSON object of callback name -> {field: number, string or null}", states)
+        return {"train_state": self.restore_target(path, meta)}
+
+    def restore_target(self, path: str, meta: dict) -> Any:
+        """The abstract state (``jax.eval_shape``) a checkpoint's arrays must match."""
+        if self.state is None:
+            raise ValueError(f"{type(self).__name__}.restore: build the state first, so the "
+                             f"checkpoint's arrays can be checked against it.")
+        return jax.eval_shape(lambda: self.state)
+
+    def restored(self, meta: dict) -> None:
+        """Read what :meth:`describe` wrote back from a restored checkpoint's metadata."""
+
+    def require_state(self, owner: str) -> None:
+        """Raise unless the state exists and was not donated away."""
+        if self.state is None:
+            raise ValueError(f"{type(self).__name__}.{owner}: the model has no weights yet; "
+                             f"call fit first (or build(input_shape) for an untrained model).")
+        check_not_donated(f"{type(self).__name__}.{owner}", self.state)
+
