@@ -371,15 +371,6 @@ def conv_transpose_geometry(owner: str, in_shape: Sequence[int], window: Sequenc
     return tuple(pads), tuple(out)
 
 
-# The private names jaxdl/nn (conv.py, pooling.py) still calls; remove them once it calls the
-# public ones above.
-_pair = normalize_tuple
-_normalize_padding = normalize_padding
-_same_pads = same_padding
-_axis_geometry = axis_geometry
-_geometry = conv_geometry
-
-
 def _check_float(owner: str, name: str, x: Any) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise TypeError(f"{owner}: `{name}` must be a floating-point array, got dtype "
@@ -656,8 +647,12 @@ def conv2d_im2col(x: Array, w: Array, strides=1, padding: PaddingLike = "valid",
 # conv2d_transpose
 # ------------------------------------------------------------------------------------------
 
-def _transpose_setup(owner, x_shape, w_shape, strides, padding, dilation):
+def _transpose_setup(owner, x_shape, w_shape, strides, padding, dilation, groups=1):
     """Check a conv2d_transpose call; return normalized (strides, pads, dilation, out_hw)."""
+    if not _checks.is_int(groups) or groups <= 0 or (len(w_shape) == 4 and w_shape[3] % groups):
+        raise ValueError(f"{owner}: `groups` must be a positive int dividing the kernel's output "
+                         f"channels, got groups={groups!r} for a kernel of shape "
+                         f"{tuple(w_shape)}.")
     strides = normalize_tuple(owner, "strides", strides)
     dilation = normalize_tuple(owner, "dilation", dilation)
     padding = normalize_padding(owner, padding)
@@ -665,23 +660,25 @@ def _transpose_setup(owner, x_shape, w_shape, strides, padding, dilation):
         raise ValueError(f"{owner}: expected x of shape (batch, height, width, channels) and a "
                          f"kernel (kernel_h, kernel_w, in_channels, out_channels); got x "
                          f"{tuple(x_shape)} and w {tuple(w_shape)}.")
-    if x_shape[3] != w_shape[2]:
+    if x_shape[3] != w_shape[2] * groups:
         raise ValueError(f"{owner}: x has {x_shape[3]} channels but the kernel of shape "
-                         f"{tuple(w_shape)} expects {w_shape[2]}.")
+                         f"{tuple(w_shape)} with groups={groups} expects {w_shape[2] * groups}.")
     pads, out_hw = conv_transpose_geometry(owner, x_shape[1:3], w_shape[:2], strides, dilation,
                                            padding)
     return strides, pads, dilation, out_hw
 
 
-@functools.partial(jax.jit, static_argnames=("strides", "pads", "dilation"))
-def _conv2d_transpose(x, w, strides, pads, dilation):
+@functools.partial(jax.jit, static_argnames=("strides", "pads", "dilation", "groups",
+                                             "preferred_element_type"))
+def _conv2d_transpose(x, w, strides, pads, dilation, groups, preferred_element_type):
     return lax.conv_general_dilated(x, jnp.flip(w, (0, 1)), window_strides=(1, 1),
                                     padding=pads, lhs_dilation=strides, rhs_dilation=dilation,
-                                    dimension_numbers=_DN)
+                                    dimension_numbers=_DN, feature_group_count=groups,
+                                    preferred_element_type=preferred_element_type)
 
 
 def conv2d_transpose(x: Array, w: Array, strides=1, padding: str = "valid",
-                     dilation=1) -> Array:
+                     dilation=1, groups: int = 1, *, preferred_element_type=None) -> Array:
     """Transposed 2-D convolution (a.k.a. "deconvolution"), jit-compiled.
 
     Each input pixel scatters a copy of the kernel, scaled by its value, into
@@ -704,6 +701,10 @@ def conv2d_transpose(x: Array, w: Array, strides=1, padding: str = "valid",
         strides: int or pair ``S`` (the upsampling factor).
         padding: ``"valid"`` or ``"same"``.
         dilation: int or pair ``d``.
+        groups: channel groups ``G``: input channels ``g C / G ...`` scatter
+            only into output channels ``g O / G ...``; ``w`` is then
+            ``(f_h, f_w, C / G, O)``.
+        preferred_element_type: accumulation/result dtype, as in :func:`matmul`.
 
     Returns:
         ``(N, H_out, W_out, O)``.
@@ -718,9 +719,10 @@ def conv2d_transpose(x: Array, w: Array, strides=1, padding: str = "valid",
     owner = "kernels.conv2d_transpose"
     x, w = jnp.asarray(x), jnp.asarray(w)
     strides, pads, dilation, _ = _transpose_setup(owner, x.shape, w.shape, strides, padding,
-                                                  dilation)
+                                                  dilation, groups)
     _check_same_dtype(owner, x, w)
-    return _conv2d_transpose(x, w, strides, pads, dilation)
+    return _conv2d_transpose(x, w, strides, pads, dilation, int(groups),
+                             _normalize_pet(preferred_element_type))
 
 
 # ------------------------------------------------------------------------------------------

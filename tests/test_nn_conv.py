@@ -1,18 +1,22 @@
 """Conv, pooling, reshape, dropout and embedding layers."""
 
 import dataclasses
+import inspect
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import (
+    ACTIVATION_7x7,
+    BINARY_9x9,
+    FEATURE_MAP_5x5,
+    conv2d_reference,
+    conv2d_transpose_reference,
+)
 
 from jaxdl import nn
-
-from _reference import (ACTIVATION_7x7, BINARY_9x9, FEATURE_MAP_5x5, conv2d_reference,
-                        conv2d_transpose_reference)
-
 
 # ----------------------------------------------------------------------------- contract
 
@@ -174,7 +178,7 @@ def test_conv1d_matches_reference_and_causal_padding_sees_no_future():
 def test_conv1d_errors():
     with pytest.raises(ValueError, match=r"Conv1D: unknown padding 'full'.*'causal'"):
         nn.Conv1D(4, 3, padding="full")
-    with pytest.raises(ValueError, match=r"Conv1D: `kernel_size` must be a positive integer"):
+    with pytest.raises(ValueError, match=r"Conv1D: `kernel_size` must be positive"):
         nn.Conv1D(4, 0)
     with pytest.raises(ValueError, match=r"Conv1D.*kernel of size 7 is larger"):
         nn.Conv1D(4, 7).init(jax.random.key(0), (5, 1))
@@ -336,3 +340,99 @@ def test_conv1d_bfloat16_compute():
     y32, y16 = layer.apply(params, state, x)[0], low.apply(params, state, x)[0]
     assert y16.dtype == jnp.float32 and not np.array_equal(np.asarray(y16), np.asarray(y32))
     np.testing.assert_allclose(y16, y32, rtol=0.05, atol=0.05)
+
+
+# ----------------------------------------------------------------------------- one conv base
+
+@pytest.mark.parametrize("cls,positional", [
+    (nn.Conv1D, ["filters", "kernel_size", "strides", "padding", "dilation", "activation"]),
+    (nn.Conv2D, ["filters", "kernel_size", "strides", "padding", "dilation", "groups",
+                 "activation"]),
+    (nn.Conv2DTranspose, ["filters", "kernel_size", "strides", "padding"]),
+])
+def test_conv_positional_prefix_is_the_api_table_and_the_rest_keyword_only(cls, positional):
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == positional
+    rest = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+    assert {"use_bias", "kernel_init", "bias_init", "compute_dtype", "groups"} <= rest | set(
+        positional)
+    with pytest.raises(TypeError):
+        cls(*range(1, len(positional) + 2))  # one positional argument too many
+    # Every convolution lists its fields in one order.
+    assert [f.name for f in dataclasses.fields(cls)] == [
+        "filters", "kernel_size", "strides", "padding", "dilation", "groups", "activation",
+        "use_bias", "kernel_init", "bias_init", "compute_dtype"]
+
+
+def _grouped_transpose_reference(x, w, groups, strides, padding):
+    """Each group of input channels scattered with its own block of filters, numpy."""
+    cin, out = w.shape[2], w.shape[3] // groups
+    return np.concatenate([
+        conv2d_transpose_reference(x[..., g * cin:(g + 1) * cin],
+                                   np.asarray(w)[..., g * out:(g + 1) * out], strides, padding)
+        for g in range(groups)], axis=-1)
+
+
+@pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "same")])
+def test_conv2d_transpose_groups_match_per_group_reference(strides, padding):
+    layer = nn.Conv2DTranspose(6, 3, strides, padding, groups=2, use_bias=False)
+    params, state = layer.init(jax.random.key(0), (4, 5, 4))
+    assert params["kernel"].shape == (3, 3, 2, 6)
+    x = np.random.default_rng(4).normal(size=(2, 4, 5, 4)).astype(np.float32)
+    y, _ = layer.apply(params, state, x)
+    want = _grouped_transpose_reference(x, params["kernel"], 2, (strides, strides), padding)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    assert y.shape[1:] == nn.output_shape(layer, (4, 5, 4))
+    with pytest.raises(ValueError, match=r"Conv2DTranspose.*5 input channels must be divisible "
+                                         r"by groups=2"):
+        layer.init(jax.random.key(0), (4, 5, 5))
+
+
+def test_conv2d_transpose_compute_dtype_accumulates_in_float32():
+    layer = nn.Conv2DTranspose(3, 3, 2, "same", compute_dtype="bfloat16")
+    params, state = layer.init(jax.random.key(0), (5, 5, 4))
+    x = jax.random.normal(jax.random.key(1), (2, 5, 5, 4))
+    y, _ = layer.apply(params, state, x)
+    assert y.dtype == jnp.float32
+    # The reference on the same bfloat16-rounded operands, in float64.
+    xr = np.asarray(x.astype(jnp.bfloat16).astype(jnp.float32))
+    wr = np.asarray(params["kernel"].astype(jnp.bfloat16).astype(jnp.float32))
+    want = conv2d_transpose_reference(xr, wr, (2, 2), "same") + np.asarray(params["bias"])
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    exact = conv2d_transpose_reference(x, params["kernel"], (2, 2), "same")
+    assert not np.allclose(y, exact + np.asarray(params["bias"]), rtol=1e-6, atol=1e-6)
+
+
+def test_conv1d_stores_tuples_and_round_trips():
+    layer = nn.Conv1D(4, [3], 2, (1, 2), 2, "relu", groups=2)
+    assert (layer.kernel_size, layer.strides, layer.dilation) == ((3,), (2,), (2,))
+    assert layer.padding == ((1, 2),)
+    again = nn.Conv1D(**json.loads(json.dumps(dataclasses.asdict(layer))))
+    assert again == layer and hash(again) == hash(layer)
+
+
+# ----------------------------------------------------------------------------- scan_friendly
+
+def test_scan_friendly_walks_sublayers_and_honours_user_layers():
+    @dataclasses.dataclass(frozen=True)
+    class MyConv(nn.Layer):
+        scan_friendly = False
+
+        def init(self, key, input_shape):
+            return {}, {}
+
+        def apply(self, params, state, x, *, key=None, training=False):
+            return x, state
+
+    @dataclasses.dataclass(frozen=True)
+    class Wrapper(nn.Layer):
+        inner: tuple = ()
+        by_name: tuple = ()
+
+    assert nn.scan_friendly(nn.Sequential([nn.Dense(3), nn.ReLU(), nn.Dropout(0.1)]))
+    assert not nn.scan_friendly(MyConv())
+    assert not nn.scan_friendly(nn.Sequential([nn.Dense(3), MyConv()]))
+    assert not nn.scan_friendly(Wrapper(inner=(nn.Dense(2), (nn.Flatten(), MyConv()))))
+    assert nn.scan_friendly(Wrapper(inner=(nn.Dense(2), (nn.Flatten(),))))
+    for conv in (nn.Conv1D(2, 3), nn.Conv2D(2, 3), nn.Conv2DTranspose(2, 3)):
+        assert not nn.scan_friendly(nn.Sequential([nn.Sequential([conv])]))

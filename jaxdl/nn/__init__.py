@@ -7,10 +7,32 @@ Every layer follows one protocol (see :mod:`jaxdl.nn.base`)::
 """
 
 from jaxdl.nn import initializers
-from jaxdl.nn.activations import (ACTIVATIONS, ELU, GELU, Activation, LeakyReLU, PReLU, ReLU,
-                                  Sigmoid, SiLU, Softmax, Tanh, elu, gelu, leaky_relu, linear,
-                                  log_softmax, prelu, relu, sigmoid, silu, softmax, softplus, tanh)
-from jaxdl.nn.base import Layer, output_shape
+from jaxdl.nn.activations import (
+    ACTIVATIONS,
+    ELU,
+    GELU,
+    Activation,
+    LeakyReLU,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+    elu,
+    gelu,
+    leaky_relu,
+    linear,
+    log_softmax,
+    prelu,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
+from jaxdl.nn.base import Layer, output_shape, scan_friendly
 from jaxdl.nn.conv import Conv1D, Conv2D, Conv2DTranspose
 from jaxdl.nn.dense import Dense
 from jaxdl.nn.dropout import Dropout
@@ -22,7 +44,7 @@ from jaxdl.nn.sequential import Sequential
 from jaxdl.nn.summary import summary
 
 __all__ = [
-    "Layer", "output_shape", "summary", "Sequential", "Dense", "initializers",
+    "Layer", "output_shape", "scan_friendly", "summary", "Sequential", "Dense", "initializers",
     "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh",
     "Softmax", "ACTIVATIONS", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "sigmoid",
     "tanh", "softplus", "softmax", "log_softmax", "linear",

@@ -13,6 +13,24 @@ printable, JSON-friendly) and two pure methods:
   Python bool that selects code paths, so under ``jax.jit`` it must be static:
   ``jax.jit(model.apply, static_argnames="training")``.
 
+Two class attributes tell the rest of jaxdl how to treat a layer:
+
+* ``name_prefix``: the prefix of its generated name in a container
+  (``dense`` -> ``dense_0``); the snake-case class name by default.
+* ``scan_friendly``: ``True`` by default. A layer that runs much slower inside a
+  loop body (``lax.scan``) than as a jitted call of its own declares
+  ``scan_friendly = False``; then :func:`scan_friendly` is False for every model
+  containing it and the trainer runs one jitted call per step instead of fusing
+  steps into a scan. jaxdl's convolutions declare it, since XLA:CPU
+  convolutions run about 7x slower inside a loop body (jax-ml/jax#12868); a
+  user's own convolution layer should declare it too.
+
+Inputs follow one policy, :func:`layer_input`: floating arrays are used as
+they are (or cast to the dtype of the layer's params), integer and bool arrays
+are cast to a floating dtype, and complex or non-numeric inputs raise
+``TypeError``. Only layers whose inputs are not numbers to compute with keep
+their dtype: ``Embedding`` (integer ids), ``Flatten`` and ``Reshape``.
+
 Because layers are hashable they can be closed over or passed as static
 arguments to ``jax.jit``; because params are plain dicts, ``jax.grad``,
 ``jax.vmap`` and optax work on them directly.
@@ -49,6 +67,8 @@ class Layer:
 
     #: Prefix of the layer's auto-generated name in a ``Sequential`` (``dense`` -> ``dense_0``).
     name_prefix = None
+    #: False for layers that are slow inside a ``lax.scan`` body (see :func:`scan_friendly`).
+    scan_friendly = True
 
     @classmethod
     def default_name(cls) -> str:
@@ -89,6 +109,80 @@ def output_shape(layer: Layer, input_shape: Shape) -> Shape:
     return layer.output_shape(_checks.shape_tuple(type(layer).__name__, input_shape))
 
 
+def layer_input(owner: str, x: Any, dtype: Any = None) -> Array:
+    """The input policy every computing layer applies to ``x`` (see the module docstring).
+
+    Args:
+        owner: the layer, named in error messages.
+        x: the input, any array-like.
+        dtype: the dtype to compute in (a layer with params passes its params'
+            dtype); ``None`` keeps a floating ``x`` as it is and casts integer
+            and bool inputs to float32.
+
+    Returns:
+        ``x`` as a floating JAX array.
+
+    Raises:
+        TypeError: ``x`` is complex or not numeric.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import nn
+        >>> nn.base.layer_input("ReLU", jnp.arange(3)).dtype
+        dtype('float32')
+    """
+    x = jnp.asarray(x)
+    if dtype is None:
+        dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+    return _checks.floating_input(owner, x, dtype)
+
+
+def _sublayers(value: Any) -> list:
+    """The layers directly inside ``value``: its dataclass fields, tuple/list/dict entries."""
+    if isinstance(value, (tuple, list)):
+        items = list(value)
+    elif isinstance(value, Mapping):
+        items = list(value.values())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    else:
+        return []
+    found = []
+    for item in items:
+        if hasattr(item, "apply") and not isinstance(item, type):
+            found.append(item)
+        elif isinstance(item, (tuple, list, Mapping)):
+            found.extend(_sublayers(item))
+    return found
+
+
+def scan_friendly(layer: Any) -> bool:
+    """Whether ``layer`` and every layer inside it may run inside a ``lax.scan`` body.
+
+    False as soon as the layer or a sublayer (found through dataclass fields,
+    tuples, lists and dicts, anything with an ``apply``) has the attribute
+    ``scan_friendly = False``. The trainer then runs one jitted call per step
+    rather than fusing several steps into a scan.
+
+    Example:
+        >>> from jaxdl import nn
+        >>> nn.scan_friendly(nn.Sequential([nn.Dense(4)]))
+        True
+        >>> nn.scan_friendly(nn.Sequential([nn.Conv2D(4, 3), nn.Flatten(), nn.Dense(2)]))
+        False
+    """
+    seen, todo = set(), [layer]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(current, "scan_friendly", True) is False:
+            return False
+        todo.extend(_sublayers(current))
+    return True
+
+
 def count_params(tree: Any) -> int:
     """Number of scalar entries in all array leaves of ``tree``."""
     return sum(math.prod(jnp.shape(leaf) if not hasattr(leaf, "shape") else leaf.shape)
@@ -109,8 +203,7 @@ def check_key(owner: str, key: Any) -> None:
 def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     """``{"dense_0/kernel": shape, ...}``: every array leaf of ``tree`` by its path."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(path, simple=True, separator="/"): tuple(jnp.shape(leaf))
-            for path, leaf in leaves}
+    return {_checks.path_str(path): tuple(jnp.shape(leaf)) for path, leaf in leaves}
 
 
 def _init_shapes(layer: Any, input_shape: Shape) -> dict[str, tuple[int, ...]]:

@@ -13,7 +13,7 @@ course's ``Conv2D(500, 5)`` on a 26×26×100 input has ``(5·5·100 + 1)·500 =
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 from jaxdl import _checks, kernels
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
@@ -21,27 +21,130 @@ from jaxdl.nn import _common, activations, base
 from jaxdl.nn.base import Layer
 
 InitLike = Union[str, Callable]
-_HWC = ("height", "width", "channels")
-_GRAYSCALE_HINT = "For grayscale images add a channel axis: (H, W, 1)."
+IntOrTuple = Union[int, Sequence[int]]
 
 
-def _set(obj, name, value):
-    object.__setattr__(obj, name, value)
-
-
-def _input(owner: str, x, dtype, rank: int, layout: str, channels: int, fix: str):
-    """Check the rank and channel count of ``x``; return it cast to ``dtype``."""
-    x = _checks.floating_input(owner, x, dtype)
-    if x.ndim != rank or x.shape[-1] != channels:
-        raise ValueError(
-            f"{owner}: expected input of shape {layout}{channels}) (channels last, "
-            f"{channels} channels as the kernel was built for), but received x of shape "
-            f"{tuple(x.shape)}. {fix}")
-    return x
+def _kw(default):
+    """A keyword-only field: everything after the positional prefix of the API table."""
+    return dataclasses.field(default=default, kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv2D(Layer):
+class _Conv(Layer):
+    """What every convolution shares, for ``num_spatial_dims`` spatial axes.
+
+    Subclasses fix ``num_spatial_dims`` (as equinox's ``Conv1d``/``Conv2d`` do),
+    the padding strings they accept, whether they are transposed, and which
+    fields are positional: every field is declared here, in one order, and a
+    subclass only turns some of them positional by declaring them again.
+    Hyperparameters are validated and normalized once, in ``__post_init__``:
+    ``kernel_size``, ``strides`` and ``dilation`` become tuples of
+    ``num_spatial_dims`` ints, ``padding`` a string or one pair per axis.
+    """
+
+    filters: int
+    kernel_size: IntOrTuple
+    strides: IntOrTuple = 1
+    padding: kernels.PaddingLike = "valid"
+    dilation: IntOrTuple = _kw(1)
+    groups: int = _kw(1)
+    activation: activations.ActivationLike = _kw(None)
+    use_bias: bool = _kw(True)
+    kernel_init: InitLike = _kw("glorot_uniform")
+    bias_init: InitLike = _kw("zeros")
+    compute_dtype: Optional[str] = _kw(None)
+
+    num_spatial_dims = 2
+    transpose = False
+    padding_strings = kernels.PADDING_STRINGS
+    input_axes = ("height", "width", "channels")
+    # XLA:CPU convolutions run ~7x slower inside a loop body (jax-ml/jax#12868).
+    scan_friendly = False
+
+    def __post_init__(self):
+        owner, n = type(self).__name__, self.num_spatial_dims
+        _checks.positive_int(owner, "filters", self.filters)
+        for name in ("kernel_size", "strides", "dilation"):
+            object.__setattr__(self, name,
+                               kernels.normalize_tuple(owner, name, getattr(self, name), n))
+        _checks.positive_int(owner, "groups", self.groups)
+        if self.transpose and not isinstance(self.padding, str):
+            raise ValueError(f"{owner}: padding must be 'valid' or 'same', got "
+                             f"{self.padding!r}.")
+        object.__setattr__(self, "padding", kernels.normalize_padding(
+            owner, self.padding, n, strings=self.padding_strings))
+        _common.check_options(owner, self)
+
+    @property
+    def _owner(self) -> str:
+        return f"{type(self).__name__}(filters={self.filters}, kernel_size={self.kernel_size})"
+
+    def _geometry(self, spatial: Sequence[int]):
+        """``(pads, out_spatial)``: padding of the equivalent convolution, output shape."""
+        if self.transpose:
+            return kernels.conv_transpose_geometry(self._owner, spatial, self.kernel_size,
+                                                   self.strides, self.dilation, self.padding)
+        return kernels.conv_geometry(self._owner, "kernel", spatial, self.kernel_size,
+                                     self.strides, self.dilation, self.padding)
+
+    def _check_shape(self, input_shape) -> Shape:
+        hint = ("For grayscale images add a channel axis: (H, W, 1)."
+                if self.num_spatial_dims == 2 else "")
+        shape = _checks.input_shape_of_rank(self._owner, input_shape, self.input_axes, hint)
+        if shape[-1] % self.groups:
+            raise ValueError(f"{self._owner}: the {shape[-1]} input channels must be divisible "
+                             f"by groups={self.groups}.")
+        self._geometry(shape[:-1])
+        return shape
+
+    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
+        shape = self._check_shape(input_shape)
+        kshape = self.kernel_size + (shape[-1] // self.groups, self.filters)
+        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = self._check_shape(input_shape)
+        return self._geometry(shape[:-1])[1] + (self.filters,)
+
+    def _input(self, x, dtype, channels: int) -> Array:
+        """``x`` by the layer input policy, with the rank and channels the kernel expects."""
+        x = base.layer_input(self._owner, x, dtype)
+        if x.ndim != self.num_spatial_dims + 2 or x.shape[-1] != channels:
+            layout = ", ".join(("batch",) + self.input_axes[:-1] + (str(channels),))
+            raise ValueError(
+                f"{self._owner}: expected input of shape ({layout}) (channels last, {channels} "
+                f"channels as the kernel was built for), but received x of shape "
+                f"{tuple(x.shape)}. Pass inputs with {channels} channels (x[..., None] adds a "
+                f"channel axis, x[None] a batch axis), or init the layer with the input's "
+                f"shape.")
+        return x
+
+    def _convolve(self, x: Array, kernel: Array, pads, accumulate) -> Array:
+        """The kernels call: N-d inputs are computed as 2-D ones with leading 1-axes."""
+        if self.transpose:
+            return kernels.conv2d_transpose(x, kernel, self.strides, self.padding, self.dilation,
+                                            self.groups, preferred_element_type=accumulate)
+        lead = 2 - self.num_spatial_dims
+        y = kernels.conv2d(x.reshape(x.shape[:1] + (1,) * lead + x.shape[1:]),
+                           kernel.reshape((1,) * lead + kernel.shape),
+                           (1,) * lead + self.strides, ((0, 0),) * lead + tuple(pads),
+                           (1,) * lead + self.dilation, self.groups,
+                           preferred_element_type=accumulate)
+        return y.reshape(y.shape[:1] + y.shape[1 + lead:])
+
+    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
+              training: bool = False) -> tuple[Array, State]:
+        kernel = _common.kernel(self._owner, self, params, x)
+        x = self._input(x, kernel.dtype, kernel.shape[-2] * self.groups)
+        pads, _ = self._geometry(x.shape[1:-1])
+        base.check_params(self._owner, self, params, x)
+        xc, kc, accumulate = _common.compute_operands(self, x, kernel)
+        y = self._convolve(xc, kc, pads, accumulate)
+        return _common.bias_activation(self, params, y), state
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2D(_Conv):
     """2-D convolution layer (a cross-correlation, like every DL library's).
 
     .. math::
@@ -64,6 +167,8 @@ class Conv2D(Layer):
         groups: split the channels into ``G`` groups convolved separately;
             ``C`` and ``filters`` must be divisible by ``G``.
         activation: name, function or ``None`` (linear), as in ``Dense``.
+
+    Keyword-only:
         use_bias: add a per-filter bias.
         kernel_init: initializer of the kernel (Glorot uniform, like Keras).
         bias_init: initializer of the bias (zeros).
@@ -85,71 +190,13 @@ class Conv2D(Layer):
         (22, 22, 500)
     """
 
-    filters: int
-    kernel_size: Union[int, tuple[int, int]]
-    strides: Union[int, tuple[int, int]] = 1
-    padding: kernels.PaddingLike = "valid"
-    dilation: Union[int, tuple[int, int]] = 1
+    dilation: IntOrTuple = 1
     groups: int = 1
     activation: activations.ActivationLike = None
-    use_bias: bool = True
-    kernel_init: InitLike = "glorot_uniform"
-    bias_init: InitLike = "zeros"
-    compute_dtype: Optional[str] = None
-
-    def __post_init__(self):
-        owner = type(self).__name__
-        _checks.positive_int(owner, "filters", self.filters)
-        _set(self, "kernel_size", kernels._pair(owner, "kernel_size", self.kernel_size))
-        _set(self, "strides", kernels._pair(owner, "strides", self.strides))
-        _set(self, "dilation", kernels._pair(owner, "dilation", self.dilation))
-        _set(self, "padding", kernels._normalize_padding(owner, self.padding))
-        _checks.positive_int(owner, "groups", self.groups)
-        _common.check_options(owner, self)
-
-    @property
-    def _owner(self) -> str:
-        return f"Conv2D(filters={self.filters}, kernel_size={self.kernel_size})"
-
-    def _geometry(self, in_hw):
-        return kernels._geometry(self._owner, "kernel", in_hw, self.kernel_size, self.strides,
-                                 self.dilation, self.padding)
-
-    def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.input_shape_of_rank(self._owner, input_shape, _HWC, _GRAYSCALE_HINT)
-        if shape[2] % self.groups:
-            raise ValueError(f"{self._owner}: the {shape[2]} input channels must be divisible "
-                             f"by groups={self.groups}.")
-        return shape
-
-    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
-        shape = self._check_shape(input_shape)
-        self._geometry(shape[:2])
-        kshape = self.kernel_size + (shape[2] // self.groups, self.filters)
-        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape = self._check_shape(input_shape)
-        _, (oh, ow) = self._geometry(shape[:2])
-        return (oh, ow, self.filters)
-
-    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
-              training: bool = False) -> tuple[Array, State]:
-        kernel = _common.kernel(self._owner, self, params, x)
-        cin = kernel.shape[2] * self.groups
-        x = _input(self._owner, x, kernel.dtype, 4, "(batch, height, width, ", cin,
-                   f"Pass NHWC images with {cin} channels (x[..., None] adds a channel axis to "
-                   f"grayscale batches), or init the layer with the input's shape.")
-        self._geometry(x.shape[1:3])
-        base.check_params(self._owner, self, params, x)
-        xc, kc, accumulate = _common.compute_operands(self, x, kernel)
-        y = kernels.conv2d(xc, kc, self.strides, self.padding, self.dilation, self.groups,
-                           preferred_element_type=accumulate)
-        return _common.bias_activation(self, params, y), state
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv1D(Layer):
+class Conv1D(_Conv):
     """1-D convolution over sequences ``(batch, length, channels)``.
 
     .. math::
@@ -162,16 +209,15 @@ class Conv1D(Layer):
 
     Args:
         filters: number of output channels.
-        kernel_size: window length ``f`` (an int).
+        kernel_size: window length ``f`` (an int; stored as ``(f,)``).
         strides: step ``S``.
         padding: ``"valid"``, ``"same"`` (TF/Keras), ``"causal"`` (``d (f - 1)``
             zeros on the left only, so output ``t`` sees no input after ``t``),
-            an int, or a ``(before, after)`` pair.
+            an int, or a ``(before, after)`` pair (stored as ``((before, after),)``).
         dilation: spacing ``d`` between taps.
-        activation, use_bias, kernel_init, bias_init: as in :class:`Conv2D`.
-        groups: channel groups, as in :class:`Conv2D` (keyword, after the
-            arguments of the API table).
-        compute_dtype: low-precision compute, as in :class:`Conv2D`.
+        activation: as in :class:`Conv2D`.
+        groups, use_bias, kernel_init, bias_init, compute_dtype: keyword-only,
+            as in :class:`Conv2D`.
 
     Params: ``{"kernel": (f, C / G, filters), "bias": (filters,)}``.
 
@@ -184,84 +230,16 @@ class Conv1D(Layer):
         (2, 20, 8)
     """
 
-    filters: int
-    kernel_size: int
-    strides: int = 1
-    padding: Union[str, int, tuple[int, int]] = "valid"
-    dilation: int = 1
+    dilation: IntOrTuple = 1
     activation: activations.ActivationLike = None
-    use_bias: bool = True
-    kernel_init: InitLike = "glorot_uniform"
-    bias_init: InitLike = "zeros"
-    groups: int = 1
-    compute_dtype: Optional[str] = None
 
-    def __post_init__(self):
-        owner = "Conv1D"
-        _checks.positive_int(owner, "filters", self.filters)
-        for name in ("kernel_size", "strides", "dilation", "groups"):
-            value = getattr(self, name)
-            if isinstance(value, (tuple, list)) and len(value) == 1:
-                _set(self, name, value[0])
-            _checks.positive_int(owner, name, getattr(self, name))
-        pad = kernels._normalize_padding(owner, self.padding, ndim=1,
-                                         strings=("valid", "same", "causal"))
-        _set(self, "padding", pad if isinstance(pad, str) else pad[0])
-        _common.check_options(owner, self)
-
-    @property
-    def _owner(self) -> str:
-        return f"Conv1D(filters={self.filters}, kernel_size={self.kernel_size})"
-
-    def _geometry(self, length: int) -> tuple[tuple[int, int], int]:
-        """(before, after) padding and output length for inputs of ``length``."""
-        eff = self.dilation * (self.kernel_size - 1) + 1
-        if self.padding == "causal":
-            pads = (eff - 1, 0)
-        elif self.padding == "same":
-            pads = kernels._same_pads(length, eff, self.strides)
-        elif self.padding == "valid":
-            pads = (0, 0)
-        else:
-            pads = self.padding
-        _, out = kernels._axis_geometry(self._owner, "kernel", length, self.kernel_size,
-                                        self.strides, self.dilation, pads)
-        return pads, out
-
-    def _check_shape(self, input_shape) -> Shape:
-        shape = _checks.input_shape_of_rank(self._owner, input_shape, ("length", "channels"))
-        if shape[1] % self.groups:
-            raise ValueError(f"{self._owner}: the {shape[1]} input channels must be divisible "
-                             f"by groups={self.groups}.")
-        return shape
-
-    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
-        shape = self._check_shape(input_shape)
-        self._geometry(shape[0])
-        kshape = (self.kernel_size, shape[1] // self.groups, self.filters)
-        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape = self._check_shape(input_shape)
-        return (self._geometry(shape[0])[1], self.filters)
-
-    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
-              training: bool = False) -> tuple[Array, State]:
-        kernel = _common.kernel(self._owner, self, params, x)
-        cin = kernel.shape[1] * self.groups
-        x = _input(self._owner, x, kernel.dtype, 3, "(batch, length, ", cin,
-                   f"Pass sequences with {cin} channels (x[..., None] adds a channel axis), "
-                   f"or init the layer with the input's shape.")
-        pads, _ = self._geometry(x.shape[1])
-        base.check_params(self._owner, self, params, x)
-        xc, kc, accumulate = _common.compute_operands(self, x, kernel)
-        y = kernels.conv2d(xc[:, None], kc[None], (1, self.strides), ((0, 0), pads),
-                           (1, self.dilation), self.groups, preferred_element_type=accumulate)
-        return _common.bias_activation(self, params, y[:, 0]), state
+    num_spatial_dims = 1
+    padding_strings = ("valid", "same", "causal")
+    input_axes = ("length", "channels")
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv2DTranspose(Layer):
+class Conv2DTranspose(_Conv):
     """Transposed 2-D convolution: learned upsampling, the decoder's conv.
 
     Every input pixel adds a copy of the kernel, scaled by its value, to the
@@ -281,11 +259,17 @@ class Conv2DTranspose(Layer):
         kernel_size: int or pair.
         strides: int or pair (the upsampling factor).
         padding: ``"valid"`` or ``"same"``.
-        dilation: int or pair.
-        activation, use_bias, kernel_init, bias_init: as in :class:`Conv2D`.
 
-    Params: ``{"kernel": (f_h, f_w, C, filters), "bias": (filters,)}`` (HWIO with
-    I the layer's input channels; Keras stores the transpose, ``(f_h, f_w,
+    Keyword-only:
+        dilation: int or pair.
+        groups: channel groups ``G``: input channels of group ``g`` scatter
+            only into the output channels of group ``g``; ``C`` and
+            ``filters`` divisible by ``G``.
+        activation, use_bias, kernel_init, bias_init, compute_dtype: as in
+            :class:`Conv2D`.
+
+    Params: ``{"kernel": (f_h, f_w, C / G, filters), "bias": (filters,)}`` (HWIO
+    with I the layer's input channels; Keras stores the transpose, ``(f_h, f_w,
     filters, C)``).
 
     Example:
@@ -296,55 +280,5 @@ class Conv2DTranspose(Layer):
         (14, 14, 16)
     """
 
-    filters: int
-    kernel_size: Union[int, tuple[int, int]]
-    strides: Union[int, tuple[int, int]] = 1
-    padding: str = "valid"
-    dilation: Union[int, tuple[int, int]] = 1
-    activation: activations.ActivationLike = None
-    use_bias: bool = True
-    kernel_init: InitLike = "glorot_uniform"
-    bias_init: InitLike = "zeros"
+    transpose = True
     name_prefix = "conv2d_transpose"
-
-    def __post_init__(self):
-        owner = "Conv2DTranspose"
-        _checks.positive_int(owner, "filters", self.filters)
-        _set(self, "kernel_size", kernels._pair(owner, "kernel_size", self.kernel_size))
-        _set(self, "strides", kernels._pair(owner, "strides", self.strides))
-        _set(self, "dilation", kernels._pair(owner, "dilation", self.dilation))
-        pad = kernels._normalize_padding(owner, self.padding)
-        if not isinstance(pad, str):
-            raise ValueError(f"{owner}: padding must be 'valid' or 'same', got {self.padding!r}.")
-        _set(self, "padding", pad)
-        _common.check_options(owner, self)
-
-    @property
-    def _owner(self) -> str:
-        return f"Conv2DTranspose(filters={self.filters}, kernel_size={self.kernel_size})"
-
-    def _check_shape(self, input_shape) -> Shape:
-        return _checks.input_shape_of_rank(self._owner, input_shape, _HWC, _GRAYSCALE_HINT)
-
-    def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
-        shape = self._check_shape(input_shape)
-        kshape = self.kernel_size + (shape[2], self.filters)
-        return _common.init_kernel_bias(self, key, kshape, self.filters), {}
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape = self._check_shape(input_shape)
-        _, _, _, out = kernels._transpose_setup(self._owner, (1,) + shape,
-                                                self.kernel_size + (shape[2], self.filters),
-                                                self.strides, self.padding, self.dilation)
-        return out + (self.filters,)
-
-    def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
-              training: bool = False) -> tuple[Array, State]:
-        kernel = _common.kernel(self._owner, self, params, x)
-        cin = kernel.shape[2]
-        x = _input(self._owner, x, kernel.dtype, 4, "(batch, height, width, ", cin,
-                   f"Pass NHWC inputs with {cin} channels, or init the layer with the input's "
-                   f"shape.")
-        base.check_params(self._owner, self, params, x)
-        y = kernels.conv2d_transpose(x, kernel, self.strides, self.padding, self.dilation)
-        return _common.bias_activation(self, params, y), state

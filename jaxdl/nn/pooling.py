@@ -14,23 +14,20 @@ import jax.numpy as jnp
 
 from jaxdl import _checks, kernels
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.nn import base
 from jaxdl.nn.base import Layer
 
 PairLike = Union[int, tuple[int, int]]
 
 
-def _float_input(owner: str, x) -> Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        return _checks.floating_input(owner, x, jnp.float32)
-    return x
-
-
-def _check_nhwc(owner: str, x) -> None:
+def _nhwc_input(owner: str, x) -> Array:
+    """``x`` by the layer input policy, required to be ``(batch, height, width, channels)``."""
+    x = base.layer_input(owner, x)
     if x.ndim != 4:
         raise ValueError(f"{owner}: expected input of shape (batch, height, width, channels), "
                          f"but received x of shape {tuple(x.shape)}. Add the batch axis with "
                          f"x[None] or a channel axis with x[..., None].")
+    return x
 
 
 class _Pool2D(Layer):
@@ -40,10 +37,12 @@ class _Pool2D(Layer):
 
     def __post_init__(self):
         owner = type(self).__name__
-        object.__setattr__(self, "pool_size", kernels._pair(owner, "pool_size", self.pool_size))
+        object.__setattr__(self, "pool_size",
+                           kernels.normalize_tuple(owner, "pool_size", self.pool_size))
         if self.strides is not None:
-            object.__setattr__(self, "strides", kernels._pair(owner, "strides", self.strides))
-        object.__setattr__(self, "padding", kernels._normalize_padding(owner, self.padding))
+            object.__setattr__(self, "strides",
+                               kernels.normalize_tuple(owner, "strides", self.strides))
+        object.__setattr__(self, "padding", kernels.normalize_padding(owner, self.padding))
         if self.method not in kernels.POOL_METHODS:
             raise ValueError(f"{owner}: unknown method {self.method!r}; expected one of "
                              f"{kernels.POOL_METHODS}.")
@@ -57,8 +56,8 @@ class _Pool2D(Layer):
         return self.pool_size if self.strides is None else self.strides
 
     def _out_hw(self, in_hw) -> tuple[int, int]:
-        return kernels._geometry(self._owner, "pool window", in_hw, self.pool_size,
-                                 self._strides, (1, 1), self.padding)[1]
+        return kernels.conv_geometry(self._owner, "pool window", in_hw, self.pool_size,
+                                     self._strides, (1, 1), self.padding)[1]
 
     def _check_shape(self, input_shape) -> Shape:
         return _checks.input_shape_of_rank(self._owner, input_shape,
@@ -75,8 +74,7 @@ class _Pool2D(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        x = _float_input(self._owner, x)
-        _check_nhwc(self._owner, x)
+        x = _nhwc_input(self._owner, x)
         self._out_hw(x.shape[1:3])
         pool = kernels.max_pool2d if self._kind == "max" else kernels.avg_pool2d
         return pool(x, self.pool_size, self._strides, self.padding, method=self.method), state
@@ -168,10 +166,7 @@ class _GlobalPool2D(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        owner = type(self).__name__
-        x = _float_input(owner, x)
-        _check_nhwc(owner, x)
-        return self._reduce(x), state
+        return self._reduce(_nhwc_input(type(self).__name__, x)), state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +191,7 @@ class GlobalAvgPool2D(_GlobalPool2D):
     keepdims: bool = False
 
     def _reduce(self, x: Array) -> Array:
-        acc = x.astype(jnp.float32) if jnp.finfo(x.dtype).bits < 32 else x
+        acc = x.astype(_checks.at_least_float32(x.dtype))
         return jnp.mean(acc, axis=(1, 2), keepdims=self.keepdims).astype(x.dtype)
 
 
