@@ -74,28 +74,12 @@ def _raw_key(key: PRNGKey) -> Array:
 
 # ------------------------------------------------------------------------------ losses
 
-_LOSS_NAMES = {
-    "mse": "mean_squared_error", "mean_squared_error": "mean_squared_error",
-    "sse": "sum_squared_error", "sum_squared_error": "sum_squared_error",
-    "mae": "mean_absolute_error", "mean_absolute_error": "mean_absolute_error",
-    "huber": "huber", "hinge": "hinge", "kl_divergence": "kl_divergence",
-    "binary_crossentropy": "binary_crossentropy",
-    "categorical_crossentropy": "categorical_crossentropy",
-    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
-}
-
-
 def resolve_loss(loss: Any) -> Callable[[Array, Array], Array]:
-    """A loss function from a function or a name (``"mse"``, ``"binary_crossentropy"``).
+    """A loss function from a function, a loss object or a name (``"mse"``...).
 
-    Names give the jaxdl loss with its defaults (cross-entropies from logits).
+    The names are :func:`jaxdl.losses.get`'s (cross-entropies from logits).
     """
-    if callable(loss):
-        return loss
-    if isinstance(loss, str) and loss in _LOSS_NAMES:
-        return getattr(_losses, _LOSS_NAMES[loss])
-    raise ValueError(f"Trainer: unknown loss {loss!r}; expected a function (predictions, "
-                     f"targets) -> per-example losses, or one of {sorted(_LOSS_NAMES)}.")
+    return _losses.get(loss)
 
 
 def _mean_loss(per_example: Array, weights: Optional[Array]) -> Array:
