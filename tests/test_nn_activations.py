@@ -1,5 +1,6 @@
 """Activation functions and layers against numpy formulas."""
 
+import dataclasses
 import math
 
 import jax
@@ -118,9 +119,35 @@ def test_activation_layers_contract(layer, fn, layer_contract):
     np.testing.assert_allclose(layer.apply({}, {}, x)[0], fn(x), rtol=1e-6)
 
 
-def test_activation_layer_rejects_integer_input():
-    with pytest.raises(TypeError, match="ReLU.*int32"):
-        nn.ReLU().apply({}, {}, jnp.ones((2, 3), jnp.int32))
+@pytest.mark.parametrize("layer,fn", LAYERS, ids=lambda v: type(v).__name__)
+def test_activation_layers_cast_integer_input_like_every_layer(layer, fn):
+    # One input policy (nn.base.layer_input): integer inputs are cast to float32.
+    x = np.array([[-2, -1, 0, 1, 3]], np.int32)
+    y, _ = layer.apply({}, {}, x)
+    assert y.dtype == jnp.float32
+    np.testing.assert_allclose(y, fn(jnp.asarray(x, jnp.float32)), rtol=1e-6)
+    with pytest.raises(TypeError, match=rf"{type(layer).__name__}: expected a real-valued "
+                                        r"input, got dtype complex64"):
+        layer.apply({}, {}, jnp.ones((2, 3), jnp.complex64))
+
+
+def test_elementwise_factory_classes_are_dataclass_layers():
+    assert nn.ReLU() == nn.ReLU() and hash(nn.ReLU()) == hash(nn.ReLU())
+    assert nn.ReLU() != nn.Sigmoid() and nn.LeakyReLU(0.2) != nn.LeakyReLU(0.3)
+    assert repr(nn.LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)"
+    assert repr(nn.Softmax(axis=1)) == "Softmax(axis=1)" and repr(nn.Tanh()) == "Tanh()"
+    assert isinstance(nn.GELU(True), nn.Layer) and nn.GELU(True).approximate is True
+    assert nn.ReLU.default_name() == "relu" and nn.LeakyReLU.default_name() == "leaky_relu"
+    with pytest.raises(ValueError, match=r"LeakyReLU: `negative_slope` must be a finite "
+                                         r"number >= 0, got -1"):
+        nn.LeakyReLU(-1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        nn.ELU().alpha = 2.0
+    # A user's own elementwise layer from the same factory.
+    Scale = nn.activations.elementwise(lambda x, factor: factor * x, "Scale", "x * factor.",
+                                       factor=2.0)
+    y, _ = Scale(3.0).apply({}, {}, np.array([[1, 2]]))
+    np.testing.assert_array_equal(y, [[3.0, 6.0]])
 
 
 def test_prelu_contract_and_learned_slope(layer_contract):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +52,8 @@ def test_dense_bad_arguments():
         nn.Dense(0)
     with pytest.raises(TypeError, match=r"`features`.*2.5"):
         nn.Dense(2.5)
-    with pytest.raises(ValueError, match=r"unknown initializer 'glorot'.*kernel_init"):
+    with pytest.raises(ValueError, match=r"Dense: `kernel_init`: unknown initializer 'glorot'; "
+                                         r"expected one of.*glorot_uniform"):
         nn.Dense(2, kernel_init="glorot")
     layer = nn.Dense(2)
     params, state = layer.init(jax.random.key(0), (3,))
@@ -339,3 +341,30 @@ def test_flatten_empty_batch():
     model = nn.Sequential([nn.Flatten(), nn.Dense(2)])
     params, state = model.init(jax.random.key(0), (5, 4, 3))
     assert model.apply(params, state, jnp.ones((0, 5, 4, 3)))[0].shape == (0, 2)
+
+
+# ----------------------------------------------------------------------------- input policy
+
+POLICY_LAYERS = [
+    (nn.Dense(3), (4,)), (nn.Conv1D(2, 2), (5, 3)), (nn.Conv2D(2, 2), (4, 4, 3)),
+    (nn.Conv2DTranspose(2, 2), (3, 3, 2)), (nn.MaxPool2D(2), (4, 4, 2)),
+    (nn.AvgPool2D(2), (4, 4, 2)), (nn.GlobalAvgPool2D(), (3, 3, 2)),
+    (nn.GlobalMaxPool2D(), (3, 3, 2)), (nn.Dropout(0.5), (4,)), (nn.BatchNorm(), (4,)),
+    (nn.LayerNorm(), (4,)), (nn.PReLU(), (4,)), (nn.ReLU(), (4,)), (nn.Softmax(), (4,)),
+    (nn.Activation("tanh"), (4,)),
+]
+
+
+@pytest.mark.parametrize("layer,shape", POLICY_LAYERS, ids=lambda v: type(v).__name__)
+def test_every_computing_layer_casts_integers_and_rejects_complex(layer, shape):
+    params, state = layer.init(jax.random.key(0), shape)
+    x = np.arange(2 * math.prod(shape)).reshape((2,) + shape) % 5 - 2
+    for training in (False, True):
+        key = jax.random.key(1)
+        y_int, _ = layer.apply(params, state, x.astype(np.int32), key=key, training=training)
+        y_float, _ = layer.apply(params, state, x.astype(np.float32), key=key,
+                                 training=training)
+        assert y_int.dtype == jnp.float32
+        np.testing.assert_array_equal(y_int, y_float)
+    with pytest.raises(TypeError, match=r"expected a real-valued input, got dtype complex64"):
+        layer.apply(params, state, x.astype(np.complex64))

@@ -41,6 +41,7 @@ from jax import lax
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.nn import base
 from jaxdl.nn.base import Layer
 
 
@@ -165,19 +166,26 @@ ActivationLike = Union[str, Callable[[Array], Array], None]
 
 
 def get(activation: ActivationLike, owner: str = "activations.get") -> Callable[[Array], Array]:
-    """Resolve ``activation`` (a name, a callable, or ``None`` for linear) to a function."""
+    """Resolve ``activation`` (a name, a callable, or ``None`` for linear) to a function.
+
+    Raises:
+        ValueError: an unknown name; the message lists the known ones.
+    """
     if activation is None:
         return linear
     if callable(activation):
         return activation
-    if isinstance(activation, str) and activation in ACTIVATIONS:
-        return ACTIVATIONS[activation]
-    raise ValueError(f"{owner}: unknown activation {activation!r}; expected a callable or one of "
-                     f"{sorted(ACTIVATIONS)}.")
+    return _checks.lookup(owner, "activation", activation, ACTIVATIONS)
 
 
 class _Elementwise(Layer):
-    """A parameter-free layer applying a function to each input; shape unchanged."""
+    """A parameter-free layer applying ``function(x, **hyperparameters)``; shape unchanged.
+
+    Subclasses are made by :func:`elementwise`. Inputs follow the layer input
+    policy (:func:`jaxdl.nn.base.layer_input`): integer inputs are cast to float32.
+    """
+
+    function: Callable[..., Array] = staticmethod(linear)
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         _checks.shape_tuple(type(self).__name__, input_shape)
@@ -187,15 +195,46 @@ class _Elementwise(Layer):
         return _checks.shape_tuple(type(self).__name__, input_shape)
 
     def _fn(self, x: Array) -> Array:
-        raise NotImplementedError
+        hyper = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return type(self).function(x, **hyper)
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        x = jnp.asarray(x)
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{type(self).__name__}: expected a floating-point input, got dtype "
-                            f"{x.dtype}. Cast it, e.g. x.astype(jnp.float32).")
-        return self._fn(x), state
+        return self._fn(base.layer_input(type(self).__name__, x)), state
+
+
+def elementwise(function: Callable[..., Array], name: str, doc: str, *,
+                name_prefix: Optional[str] = None, check: Optional[Callable] = None,
+                **hyperparameters) -> type:
+    """A layer class applying ``function`` to every input value (stax's ``elementwise``).
+
+    Args:
+        function: ``function(x, **hyperparameters) -> y`` of the same shape.
+        name: the class name (``"ReLU"``).
+        doc: the class docstring.
+        name_prefix: the layer's name in containers; the snake-case ``name`` if ``None``.
+        check: ``check(layer)`` validating the hyperparameters at construction.
+        **hyperparameters: the layer's fields and their defaults, passed to
+            ``function`` by keyword.
+
+    Returns:
+        A frozen dataclass layer (hashable, printable, comparable) with no params.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxdl import nn
+        >>> Scale = nn.activations.elementwise(lambda x, factor: factor * x, "Scale",
+        ...                                    "Multiplies by `factor`.", factor=2.0)
+        >>> Scale(3.0).apply({}, {}, jnp.ones((1, 2)))[0]
+        Array([[3., 3.]], dtype=float32)
+    """
+    namespace = {"__doc__": doc, "__module__": __name__, "__qualname__": name,
+                 "function": staticmethod(function), "name_prefix": name_prefix}
+    if check is not None:
+        namespace["__post_init__"] = check
+    fields = [(key, type(value), value) for key, value in hyperparameters.items()]
+    return dataclasses.make_dataclass(name, fields, bases=(_Elementwise,), namespace=namespace,
+                                      frozen=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,86 +257,30 @@ class Activation(_Elementwise):
         return get(self.fn)(x)
 
 
-@dataclasses.dataclass(frozen=True)
-class ReLU(_Elementwise):
-    """``max(x, 0)`` as a layer."""
-
-    name_prefix = "relu"
-
-    def _fn(self, x: Array) -> Array:
-        return relu(x)
+def _check_slope(layer) -> None:
+    _checks.non_negative_float("LeakyReLU", "negative_slope", layer.negative_slope)
 
 
-@dataclasses.dataclass(frozen=True)
-class LeakyReLU(_Elementwise):
-    """``x if x >= 0 else negative_slope * x`` as a layer (Keras default slope differs: 0.3)."""
-
-    negative_slope: float = 0.01
-    name_prefix = "leaky_relu"
-
-    def __post_init__(self):
-        _checks.non_negative_float("LeakyReLU", "negative_slope", self.negative_slope)
-
-    def _fn(self, x: Array) -> Array:
-        return leaky_relu(x, self.negative_slope)
-
-
-@dataclasses.dataclass(frozen=True)
-class ELU(_Elementwise):
-    """``x if x > 0 else alpha * (exp(x) - 1)`` as a layer."""
-
-    alpha: float = 1.0
-
-    def _fn(self, x: Array) -> Array:
-        return elu(x, self.alpha)
-
-
-@dataclasses.dataclass(frozen=True)
-class GELU(_Elementwise):
-    """``x * Φ(x)`` as a layer; ``approximate=True`` for the tanh form."""
-
-    approximate: bool = False
-
-    def _fn(self, x: Array) -> Array:
-        return gelu(x, self.approximate)
-
-
-@dataclasses.dataclass(frozen=True)
-class SiLU(_Elementwise):
-    """``x * sigmoid(x)`` (swish) as a layer."""
-
-    def _fn(self, x: Array) -> Array:
-        return silu(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class Sigmoid(_Elementwise):
-    """``1 / (1 + exp(-x))`` as a layer: the binary-classification output."""
-
-    def _fn(self, x: Array) -> Array:
-        return sigmoid(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class Tanh(_Elementwise):
-    """``tanh(x)`` as a layer."""
-
-    def _fn(self, x: Array) -> Array:
-        return tanh(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class Softmax(_Elementwise):
+ReLU = elementwise(relu, "ReLU", "``max(x, 0)`` as a layer.", name_prefix="relu")
+LeakyReLU = elementwise(
+    leaky_relu, "LeakyReLU",
+    "``x if x >= 0 else negative_slope * x`` as a layer (Keras default slope differs: 0.3).",
+    name_prefix="leaky_relu", check=_check_slope, negative_slope=0.01)
+ELU = elementwise(elu, "ELU", "``x if x > 0 else alpha * (exp(x) - 1)`` as a layer.",
+                  alpha=1.0)
+GELU = elementwise(gelu, "GELU", "``x * Φ(x)`` as a layer; ``approximate=True`` for the tanh "
+                   "form.", approximate=False)
+SiLU = elementwise(silu, "SiLU", "``x * sigmoid(x)`` (swish) as a layer.")
+Sigmoid = elementwise(sigmoid, "Sigmoid",
+                      "``1 / (1 + exp(-x))`` as a layer: the binary-classification output.")
+Tanh = elementwise(tanh, "Tanh", "``tanh(x)`` as a layer.")
+Softmax = elementwise(
+    softmax, "Softmax",
     """Softmax along ``axis`` as a layer: the multi-class output.
 
     Prefer training on logits with a ``from_logits=True`` loss and applying
     softmax only for prediction: the combined log-sum-exp form is more stable.
-    """
-
-    axis: int = -1
-
-    def _fn(self, x: Array) -> Array:
-        return softmax(x, self.axis)
+    """, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +332,7 @@ class PReLU(Layer):
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
         slope = params["slope"]
-        x = _checks.floating_input("PReLU", x, slope.dtype)
+        x = base.layer_input("PReLU", x, slope.dtype)
         expected = slope.shape
         got = x.shape[1:]
         if len(got) != len(expected) or any(

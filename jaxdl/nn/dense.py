@@ -72,7 +72,7 @@ class Dense(Layer):
         owner = f"Dense(features={self.features})"
         _checks.batched_rank(owner, x, 2)
         kernel = _common.kernel(owner, self, params, x)
-        x = _checks.floating_input(owner, x, kernel.dtype)
+        x = base.layer_input(owner, x, kernel.dtype)
         if x.shape[-1] != kernel.shape[0]:
             raise ValueError(
                 f"Dense(features={self.features}): expected input of shape (batch, ..., "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Optional
 
 import jax
@@ -12,6 +11,7 @@ import jax.numpy as jnp
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.nn import base
 from jaxdl.nn.base import Layer
 
 
@@ -54,7 +54,7 @@ class Dropout(Layer):
     rate: float
 
     def __post_init__(self):
-        if isinstance(self.rate, bool) or not isinstance(self.rate, numbers.Real):
+        if not _checks.is_real(self.rate):
             raise TypeError(f"Dropout: `rate` must be a number in [0, 1) (the drop "
                             f"probability), got {self.rate!r} of type {type(self.rate).__name__}.")
         if not (math.isfinite(self.rate) and 0.0 <= self.rate < 1.0):
@@ -70,10 +70,7 @@ class Dropout(Layer):
 
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
-        x = jnp.asarray(x)
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"Dropout(rate={self.rate}): expected a floating-point input, got "
-                            f"dtype {x.dtype}. Cast it, e.g. x.astype(jnp.float32).")
+        x = base.layer_input(f"Dropout(rate={self.rate})", x)
         if not training or self.rate == 0.0:
             return x, state
         if key is None:

@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxdl import _checks
 from jaxdl._typing import Array, Initializer, PRNGKey
 
 # Standard deviation of a unit normal truncated to [-2, 2].
@@ -206,10 +207,12 @@ _BY_NAME: dict[str, Initializer] = {
 
 def get(init: str | Callable | None, owner: str = "initializers.get",
         argument: str = "init") -> Initializer:
-    """Resolve an initializer given by name (``"he_normal"``) or as a callable."""
+    """Resolve an initializer given by name (``"he_normal"``) or as a callable.
+
+    Raises:
+        ValueError: an unknown name, naming ``owner`` and ``argument`` and listing
+            the known names.
+    """
     if callable(init):
         return init
-    if isinstance(init, str) and init in _BY_NAME:
-        return _BY_NAME[init]
-    raise ValueError(f"{owner}: unknown initializer {init!r} for `{argument}`; expected a "
-                     f"callable init(key, shape, dtype) or one of {sorted(_BY_NAME)}.")
+    return _checks.lookup(f"{owner}: `{argument}`", "initializer", init, _BY_NAME)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Optional
 
 import jax.numpy as jnp
@@ -21,19 +20,8 @@ from jax import lax
 
 from jaxdl import _checks
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
+from jaxdl.nn import base
 from jaxdl.nn.base import Layer
-
-
-def _compute_dtype(dtype):
-    """float32 for 16-bit floats, otherwise the input's own floating dtype."""
-    return jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype
-
-
-def _float_input(owner: str, x, fallback) -> Array:
-    x = jnp.asarray(x)
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        return x
-    return _checks.floating_input(owner, x, fallback)
 
 
 def _check_features(owner: str, x: Array, features: int, min_rank: int) -> None:
@@ -46,10 +34,26 @@ def _check_features(owner: str, x: Array, features: int, min_rank: int) -> None:
 
 
 def _check_epsilon(owner: str, epsilon) -> None:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+    if not _checks.is_real(epsilon):
         raise TypeError(f"{owner}: `epsilon` must be a positive number, got {epsilon!r}.")
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"{owner}: `epsilon` must be a finite number > 0, got {epsilon}.")
+
+
+def _scale_bias(owner: str, input_shape: Shape) -> Params:
+    """``{"scale": ones, "bias": zeros}`` of the feature count of ``input_shape``."""
+    c = _checks.shape_tuple(owner, input_shape, min_rank=1)[-1]
+    return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
+
+
+def _operands(owner: str, params: Params, x) -> tuple[Array, Array, Array, Array]:
+    """``(x, x_c, scale_c, bias_c)``: ``x`` by the layer input policy, checked against the
+    params, and the operands cast to the statistics dtype (at least float32)."""
+    scale, bias = params["scale"], params["bias"]
+    x = base.layer_input(owner, x)
+    _check_features(owner, x, scale.shape[0], 2)
+    cdt = _checks.at_least_float32(x.dtype)
+    return x, x.astype(cdt), scale.astype(cdt), bias.astype(cdt)
 
 
 def _normalize(xc: Array, mean: Array, var: Array, epsilon: float, scale: Array,
@@ -107,7 +111,7 @@ class BatchNorm(Layer):
     name_prefix = "batch_norm"
 
     def __post_init__(self):
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, numbers.Real):
+        if not _checks.is_real(self.momentum):
             raise TypeError(f"BatchNorm: `momentum` must be a number in [0, 1], got "
                             f"{self.momentum!r}.")
         if not 0.0 <= self.momentum <= 1.0:
@@ -116,11 +120,9 @@ class BatchNorm(Layer):
         _check_epsilon("BatchNorm", self.epsilon)
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
-        shape = _checks.shape_tuple("BatchNorm", input_shape, min_rank=1)
-        c = shape[-1]
-        params = {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
-        state = {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
-        return params, state
+        params = _scale_bias("BatchNorm", input_shape)
+        c = params["scale"].shape[0]
+        return params, {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return _checks.shape_tuple("BatchNorm", input_shape, min_rank=1)
@@ -128,22 +130,17 @@ class BatchNorm(Layer):
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
         owner = f"BatchNorm(momentum={self.momentum}, epsilon={self.epsilon})"
-        scale, bias = params["scale"], params["bias"]
-        x = _float_input(owner, x, scale.dtype)
-        _check_features(owner, x, scale.shape[0], 2)
-        cdt = _compute_dtype(x.dtype)
-        xc = x.astype(cdt)
-        scale_c, bias_c = scale.astype(cdt), bias.astype(cdt)
+        x, xc, scale_c, bias_c = _operands(owner, params, x)
         if not training:
-            y = _normalize(xc, state["mean"].astype(cdt), state["var"].astype(cdt),
+            y = _normalize(xc, state["mean"].astype(xc.dtype), state["var"].astype(xc.dtype),
                            self.epsilon, scale_c, bias_c)
             return y.astype(x.dtype), state
         if x.shape[0] < 2:
             raise ValueError(
                 f"{owner}: training needs a batch of at least 2 examples to estimate batch "
                 f"statistics, but received x of shape {tuple(x.shape)} (batch size "
-                f"{x.shape[0]}). Use a larger batch (drop_last-style batching avoids a final "
-                f"batch of one), or call with training=False to use the moving statistics.")
+                f"{x.shape[0]}). Use a larger batch (Trainer.fit folds a final batch of one "
+                f"into the one before, or drops it with drop_remainder=True), or call with training=False to use the moving statistics.")
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(xc, axis=axes)
         var = jnp.mean(jnp.square(xc - mean), axis=axes)  # two-pass, biased (divides by n)
@@ -193,9 +190,7 @@ class LayerNorm(Layer):
         _check_epsilon("LayerNorm", self.epsilon)
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
-        shape = _checks.shape_tuple("LayerNorm", input_shape, min_rank=1)
-        c = shape[-1]
-        return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}, {}
+        return _scale_bias("LayerNorm", input_shape), {}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return _checks.shape_tuple("LayerNorm", input_shape, min_rank=1)
@@ -203,12 +198,8 @@ class LayerNorm(Layer):
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
         owner = f"LayerNorm(epsilon={self.epsilon})"
-        scale, bias = params["scale"], params["bias"]
-        x = _float_input(owner, x, scale.dtype)
-        _check_features(owner, x, scale.shape[0], 2)
-        cdt = _compute_dtype(x.dtype)
-        xc = x.astype(cdt)
+        x, xc, scale_c, bias_c = _operands(owner, params, x)
         mean = jnp.mean(xc, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(xc - mean), axis=-1, keepdims=True)
-        y = _normalize(xc, mean, var, self.epsilon, scale.astype(cdt), bias.astype(cdt))
+        y = _normalize(xc, mean, var, self.epsilon, scale_c, bias_c)
         return y.astype(x.dtype), state

@@ -70,10 +70,10 @@ class Reshape(Layer):
 
     def __post_init__(self):
         shape = self.shape
-        if isinstance(shape, int) and not isinstance(shape, bool):
+        if _checks.is_int(shape):
             shape = (shape,)
         if (not isinstance(shape, Sequence) or isinstance(shape, str)
-                or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)):
+                or not all(_checks.is_int(d) for d in shape)):
             raise TypeError(f"Reshape: `shape` must be a tuple of ints without the batch axis, "
                             f"e.g. (7, 7, 64), got {self.shape!r}.")
         shape = tuple(int(d) for d in shape)
