@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import statistics
@@ -149,15 +150,17 @@ def bench_matmul(sizes, rounds) -> str:
         flops = 2.0 * n ** 3
         r = max(3, rounds if n <= 1024 else rounds // 2)
         a, b = jnp.asarray(a_np), jnp.asarray(b_np)
-        t = measure({"jaxdl": lambda: kernels.matmul(a, b), "xla": lambda: xla_dot(a, b),
-                     "numpy": lambda: np.matmul(a_np, b_np)}, rounds=r)
+        t = measure({"jaxdl": functools.partial(kernels.matmul, a, b),
+                     "xla": functools.partial(xla_dot, a, b),
+                     "numpy": functools.partial(np.matmul, a_np, b_np)}, rounds=r)
         best_name, best = min((("XLA jnp.dot", t["xla"]), ("numpy", t["numpy"])),
                               key=lambda p: p[1])
         rows.append([f"{n}", "float32", gflops(flops, t["jaxdl"]), gflops(flops, t["xla"]),
                      gflops(flops, t["numpy"]), f"{best / t['jaxdl']:.2f} (vs {best_name})"])
         ab, bb = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
-        t = measure({"jaxdl": lambda: kernels.matmul(ab, bb, preferred_element_type=jnp.float32),
-                     "xla": lambda: xla_dot_bf16(ab, bb)}, rounds=r)
+        t = measure({"jaxdl": functools.partial(kernels.matmul, ab, bb,
+                                                preferred_element_type=jnp.float32),
+                     "xla": functools.partial(xla_dot_bf16, ab, bb)}, rounds=r)
         rows.append([f"{n}", "bf16 → f32 acc.", gflops(flops, t["jaxdl"]), gflops(flops, t["xla"]),
                      "n/a", f"{t['xla'] / t['jaxdl']:.2f} (vs XLA jnp.dot)"])
     return table(["n (n×n @ n×n)", "dtype", "jaxdl GFLOP/s", "XLA jnp.dot GFLOP/s",
@@ -211,12 +214,12 @@ def bench_conv(shapes, rounds) -> str:
         flops = 2.0 * np.prod(y.shape) * np.prod(ws[:3])
         g = jnp.asarray(rng.standard_normal(y.shape, dtype=np.float32))
 
-        fwd = jax.jit(lambda x, w: kernels.conv2d(x, w, s, pad))
-        im2col = jax.jit(lambda x, w: kernels.conv2d_im2col(x, w, s, pad))
-        bwd = jax.jit(lambda x, w, g: jax.vjp(lambda a, b: kernels.conv2d(a, b, s, pad),
-                                              x, w)[1](g))
-        fns = {"fwd": lambda: fwd(x, w), "bwd": lambda: bwd(x, w, g),
-               "im2col": lambda: im2col(x, w)}
+        conv = functools.partial(kernels.conv2d, strides=s, padding=pad)
+        fwd = jax.jit(conv)
+        im2col = jax.jit(functools.partial(kernels.conv2d_im2col, strides=s, padding=pad))
+        bwd = jax.jit(lambda x, w, g, conv=conv: jax.vjp(conv, x, w)[1](g))
+        fns = {"fwd": functools.partial(fwd, x, w), "bwd": functools.partial(bwd, x, w, g),
+               "im2col": functools.partial(im2col, x, w)}
         if torch is not None:
             fns["torch fwd"], fns["torch bwd"] = _torch_conv(x_np, w_np, s, pad)
         t = measure(fns, rounds=rounds)
@@ -256,11 +259,11 @@ def bench_pool(cases, rounds) -> str:
         picked = kernels.resolve_pool_method("auto", kind, (f, f), (s, s))
         fns = {}
         for m in methods:
+            pool = functools.partial(fn, pool_size=f, strides=s, padding=pad, method=m)
             step = jax.jit(jax.value_and_grad(
-                lambda v, m=m: jnp.sum(jnp.square(fn(v, f, s, pad, method=m)))))
-            fwd = jax.jit(lambda v, m=m: fn(v, f, s, pad, method=m))
-            fns[m, "fwd"] = lambda fwd=fwd: fwd(x)
-            fns[m, "step"] = lambda step=step: step(x)
+                lambda v, pool=pool: jnp.sum(jnp.square(pool(v)))))
+            fns[m, "fwd"] = functools.partial(jax.jit(pool), x)
+            fns[m, "step"] = functools.partial(step, x)
         t = measure(fns, rounds=rounds)
         times = {m: (t[m, "fwd"], t[m, "step"]) for m in methods}
         base = times["reduce_window"][1]
@@ -293,7 +296,7 @@ def bench_cnn_step(rounds, batch=128) -> str:
             nn.Flatten(), nn.Dense(10)])
         params, state = model.init(jax.random.key(0), (28, 28, 1))
 
-        def loss(p, model=model):
+        def loss(p, model=model, state=state):
             logits, _ = model.apply(p, state, x)
             logp = nn.log_softmax(logits)
             return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))

@@ -66,7 +66,7 @@ MLP_SIZES = {"mlp": (784, 512, 512, 10), "tiny": (64, 64, 10)}
 
 def mlp_flops_per_example(sizes=(784, 512, 512, 10)) -> float:
     """Forward + weight gradients of every layer + input gradients of all but the first."""
-    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False)]
     return 2.0 * (2 * sum(macs) + sum(macs[1:]))
 
 
@@ -156,7 +156,8 @@ def _raw_init(kind, key):
     k = jax.random.split(key, 4)
     if kind in MLP_SIZES:
         sizes = MLP_SIZES[kind]
-        return {f"l{i}": dense(k[i], a, b) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+        pairs = zip(sizes[:-1], sizes[1:], strict=True)
+        return {f"l{i}": dense(k[i], a, b) for i, (a, b) in enumerate(pairs)}
     return {"c1": conv(k[0], 1, 32), "c2": conv(k[1], 32, 64), "d1": dense(k[2], 1600, 128),
             "d2": dense(k[3], 128, 10)}
 
@@ -217,9 +218,9 @@ def c_flax_nnx(kind, batch):
         def __init__(self, rngs):
             sizes = MLP_SIZES[kind]
             self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs)
-                                    for a, b in zip(sizes[:-1], sizes[1:])]) \
+                                    for a, b in zip(sizes[:-1], sizes[1:], strict=False)]) \
                 if hasattr(nnx, "List") else [nnx.Linear(a, b, rngs=rngs)
-                                              for a, b in zip(sizes[:-1], sizes[1:])]
+                                              for a, b in zip(sizes[:-1], sizes[1:], strict=False)]
 
         def __call__(self, x):
             for i, layer in enumerate(self.layers):
@@ -329,7 +330,7 @@ def c_pytorch(kind, batch):
     if kind in MLP_SIZES:
         sizes = MLP_SIZES[kind]
         mods = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             mods += [tnn.Linear(a, b)] + ([tnn.ReLU()] if i < len(sizes) - 2 else [])
         model = tnn.Sequential(*mods)
     else:
@@ -421,7 +422,8 @@ def measure(kind, batch, names, rounds, target_seconds):
 
 
 def table(results, peak):
-    lines = ["| workload | contestant | steps/s | × raw JAX | × PyTorch | GFLOP/s | % of matmul peak |",
+    lines = ["| workload | contestant | steps/s | × raw JAX | × PyTorch | GFLOP/s "
+             "| % of matmul peak |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for (kind, batch), res in results.items():
         flops = (mlp_flops_per_example(MLP_SIZES[kind]) if kind in MLP_SIZES
@@ -499,7 +501,8 @@ def main(argv=None) -> int:
     if a.out:
         with open(a.out, "a") as f:
             f.write(f"\n{environment()}\n\nf32 matmul peak {peak:.1f} GFLOP/s; command: "
-                    f"`python benchmarks/bench_train.py {' '.join(argv or sys.argv[1:])}`\n\n{md}\n")
+                    f"`python benchmarks/bench_train.py "
+                    f"{' '.join(argv or sys.argv[1:])}`\n\n{md}\n")
     return 0
 
 

@@ -527,8 +527,10 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool = True, seed: int = 0
 
     Order: with ``shuffle=False``, the data order. With ``shuffle=True``,
     ``np.random.default_rng(seed).permutation(n)``, or, when ``epoch`` is given,
-    :func:`epoch_permutation` ``(n, seed, epoch)``, which a trainer uses so the
-    order of each epoch depends only on ``(seed, epoch)``.
+    :func:`epoch_permutation` ``(n, seed, epoch)``, so the order of each epoch
+    depends only on ``(seed, epoch)``. ``batches`` is a host-side iterator for
+    hand-written loops; ``jaxdl.train`` does not call it (its epoch engine keeps
+    the data on the device and draws the same :func:`epoch_permutation`).
 
     Args:
         x: array of shape ``(n, ...)`` or a tuple of such arrays.

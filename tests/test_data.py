@@ -501,7 +501,7 @@ def test_batches_tuple_inputs_are_aligned():
         total += len(idx)
     assert total == n
     # tuple x with a plain y, and unlabelled data
-    for (xa, xb), yb in data.batches((a, b), y1, 5, shuffle=False):
+    for (_, xb), yb in data.batches((a, b), y1, 5, shuffle=False):
         np.testing.assert_array_equal(xb, yb * 10)
     for xa, yb in data.batches(a, None, 5):
         assert yb is None and xa.shape[1:] == (4,)

@@ -3,7 +3,6 @@
 import importlib.util
 import pathlib
 
-
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
