@@ -10,12 +10,14 @@ from __future__ import annotations
 import numbers
 from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
 def positive_int(owner: str, name: str, value: Any) -> int:
     """Return ``value`` as an int if it is a positive integer, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         raise TypeError(f"{owner}: `{name}` must be a positive integer, got {value!r} "
                         f"of type {type(value).__name__}.")
     if value <= 0:
@@ -25,7 +27,7 @@ def positive_int(owner: str, name: str, value: Any) -> int:
 
 def non_negative_int(owner: str, name: str, value: Any) -> int:
     """Return ``value`` as an int if it is an integer >= 0 (a seed, an epoch), else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         raise TypeError(f"{owner}: `{name}` must be a non-negative integer, got {value!r} "
                         f"of type {type(value).__name__}.")
     if value < 0:
@@ -35,7 +37,7 @@ def non_negative_int(owner: str, name: str, value: Any) -> int:
 
 def non_negative_float(owner: str, name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{owner}: `{name}` must be a non-negative number, got {value!r} "
                         f"of type {type(value).__name__}.")
     if not np.isfinite(value) or value < 0:
@@ -49,14 +51,14 @@ def shape_tuple(owner: str, input_shape: Any, min_rank: int = 0) -> tuple[int, .
     An int is accepted as a rank-1 shape. Raises if any entry is not a positive
     integer, or if the rank is below ``min_rank``.
     """
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+    if is_int(input_shape):
         input_shape = (int(input_shape),)
     if not isinstance(input_shape, Sequence) or isinstance(input_shape, str):
         raise TypeError(f"{owner}: `input_shape` must be a tuple of positive ints without the "
                         f"batch axis, e.g. (784,) or (28, 28, 1); got {input_shape!r}.")
     shape = tuple(input_shape)
     for d in shape:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0:
+        if not is_int(d) or d <= 0:
             raise ValueError(f"{owner}: `input_shape` must hold positive ints (no batch axis, "
                              f"no None), got {shape!r}.")
     shape = tuple(int(d) for d in shape)
@@ -84,8 +86,6 @@ def floating_input(owner: str, x: Any, dtype: Any):
 
     Complex and non-numeric inputs raise ``TypeError``.
     """
-    import jax.numpy as jnp
-
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (
             jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_):
@@ -110,8 +110,6 @@ def compute_dtype(owner: str, value: Any):
     """
     if value is None:
         return None
-    import jax.numpy as jnp
-
     try:
         dtype = jnp.dtype(value)
     except TypeError:
@@ -142,8 +140,6 @@ def at_least_float32(dtype: Any):
     >>> at_least_float32(jnp.bfloat16), at_least_float32(jnp.float64)
     (dtype('float32'), dtype('float64'))
     """
-    import jax.numpy as jnp
-
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating) or jnp.finfo(dtype).bits < 32:
         return jnp.dtype(jnp.float32)
@@ -157,8 +153,6 @@ def path_str(path: Any) -> str:
     >>> [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path({"a": {"b": 1}})[0]]
     ['a/b']
     """
-    import jax
-
     return jax.tree_util.keystr(tuple(path), simple=True, separator="/")
 
 

@@ -117,15 +117,6 @@ def _int_at_least(value: Any, low: int = 0) -> bool:
     return _checks.is_int(value) and value >= low
 
 
-def is_int(value: Any, low: int = 0) -> bool:
-    """Whether ``value`` is an integer (not a bool) ``>= low``.
-
-    Kept only while ``jaxdl.train.trainer`` calls it; new code uses
-    ``jaxdl._checks.is_int``. Remove it once the trainer no longer does.
-    """
-    return _int_at_least(value, low)
-
-
 def step_of(name: str) -> Optional[int]:
     """The step of a checkpoint file name ``step_<digits>.ckpt``, else ``None``.
 

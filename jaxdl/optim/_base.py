@@ -40,10 +40,6 @@ EmptyState = optax.EmptyState
 # ----------------------------------------------------------------- checks ---
 
 
-# A concrete real Python or NumPy number (not bool, not array): the rule lives in _checks;
-# this name stays for the modules of jaxdl.optim that import it from here.
-is_number = _checks.is_real
-
 
 def check_hyper(
     owner: str,

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl.optim._base import is_number, safe_increment, widest, zeros_count
+from jaxdl import _checks
+from jaxdl.optim._base import safe_increment, widest, zeros_count
 
 __all__ = [
     "InjectHyperparamsState",
@@ -135,7 +136,7 @@ def inject_hyperparams(
                 fixed[name] = value
             elif callable(value):
                 scheduled[name] = value
-            elif is_number(value) or isinstance(value, (jax.Array, np.ndarray)):
+            elif _checks.is_real(value) or isinstance(value, (jax.Array, np.ndarray)):
                 numeric[name] = value
             else:
                 fixed[name] = value

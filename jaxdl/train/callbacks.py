@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import optim
+from jaxdl import _checks, checkpoint, optim
 
 
 class Callback:
@@ -382,8 +382,7 @@ class ModelCheckpoint(Callback):
         self.manager = None
 
     def on_train_begin(self, logs=None):
-        from jaxdl.checkpoint import CheckpointManager
-        self.manager = CheckpointManager(self.directory, max_to_keep=self.max_to_keep,
+        self.manager = checkpoint.CheckpointManager(self.directory, max_to_keep=self.max_to_keep,
                                          best_metric=self.monitor, best_mode=self._monitor.mode)
         self._monitor.reset()
 
@@ -391,12 +390,12 @@ class ModelCheckpoint(Callback):
         return {"best": self._monitor.best}
 
     def load_state_dict(self, state: dict) -> None:
-        from jaxdl.checkpoint import CheckpointError
         best = state.get("best") if isinstance(state, dict) else None
-        if isinstance(best, bool) or not isinstance(best, (int, float)):
-            raise CheckpointError(f"ModelCheckpoint: the checkpointed callback state field "
-                                  f"'best' must be a number, got {best!r}; the checkpoint's "
-                                  f"metadata is damaged. Resume without it or from another file.")
+        if not _checks.is_real(best):
+            raise checkpoint.CheckpointError(
+                f"ModelCheckpoint: the checkpointed callback state field 'best' must be a "
+                f"number, got {best!r}; the checkpoint's metadata is damaged. Resume without "
+                f"it or from another file.")
         self._monitor.best = float(best)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -412,7 +411,7 @@ class ModelCheckpoint(Callback):
             self._monitor.best = float(logs[self.monitor])
         meta = self.trainer.checkpoint_metadata({"epoch": epoch + 1})
         metrics = {k: v for k, v in logs.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                   if _checks.is_real(v)}
         # A diverged state (non-finite loss or params) is kept apart by the manager, with a
         # warning naming the epoch; it never replaces or prunes the last finite checkpoint.
         path = self.manager.save(epoch + 1, {"train_state": self.trainer.state},

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import _checks, nn, optim
+from jaxdl import _checks, checkpoint, nn, optim
 from jaxdl import losses as _losses
 from jaxdl.train import executors
 from jaxdl.train import metrics as _metrics
@@ -410,8 +410,6 @@ class Trainer(EpochTrainer):
 
     def restore_target(self, path: str, meta: dict) -> Any:
         """The abstract TrainState of this model and optimizer for the saved input shape."""
-        from jaxdl import checkpoint
-
         def is_shape(s, depth=0):
             return isinstance(s, list) and len(s) <= 64 and depth < 4 and all(
                 (_checks.is_int(d) and d >= 0) or is_shape(d, depth + 1) for d in s)
