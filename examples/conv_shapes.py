@@ -85,7 +85,7 @@ def check(model, input_shape) -> bool:
     ok = True
     shape = tuple(input_shape)
     print(f"{'layer':<20}{'input':<16}{'formula':<16}{'inferred':<16}{'params (formula)':>18}")
-    for name, layer in zip(model.names, model.layers):
+    for name, layer in zip(model.names, model.layers, strict=True):
         out = nn.output_shape(layer, shape)
         want = formula_shape(layer, shape)
         n = sum(math.prod(a.shape) for a in jax.tree.leaves((params.get(name, {}),

@@ -1,8 +1,9 @@
 """The demo's CNN on the 8×8 digits: summary, training, test accuracy and curves.
 
 The network (``jaxdl.demo.digits_cnn``) is two conv/batch-norm/pool blocks and
-a dense head, trained with Adam and a cosine-decayed learning rate. ``nn.summary`` shows how each layer changes the shape, with the conv
-parameter count (k·k·C_in + 1)·C_out.
+a dense head, trained with Adam and a cosine-decayed learning rate. ``nn.summary``
+shows how each layer changes the shape, with the conv parameter count
+(k·k·C_in + 1)·C_out.
 
 Run: ``python examples/digits_cnn.py [--epochs 20] [--out .]``
 """

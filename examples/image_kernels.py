@@ -108,7 +108,7 @@ def main(argv=None) -> str:
     print(f"  conv2d_im2col vs conv2d (sharpen): max |difference| = {diff:.1e}")
 
     fig, axes = plt.subplots(3, 3, figsize=(13, 9.5))
-    for ax, (name, (img, mode)) in zip(axes.ravel(), results.items()):
+    for ax, (name, (img, mode)) in zip(axes.ravel(), results.items(), strict=False):
         if mode == "rgb":
             ax.imshow(np.clip(img, 0.0, 1.0))
         else:

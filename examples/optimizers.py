@@ -54,7 +54,7 @@ def worked_examples() -> None:
     w = jnp.array(0.5)
     state = opt.init(w)
     for x, y in [(2.0, 4.0), (1.0, 2.0), (3.0, 6.0)]:
-        grad = jax.grad(lambda w: (x * w - y) ** 2)(w)
+        grad = jax.grad(lambda w, x=x, y=y: (x * w - y) ** 2)(w)
         updates, state = opt.update(grad, state, w)
         new_w = optax.apply_updates(w, updates)
         print(f"  sample ({x:g}, {y:g}): w = {float(w):.4g} - 0.1 * {float(grad):.4g}"
@@ -110,7 +110,7 @@ def plot(results: dict, path: str) -> None:
     ax.contour(xs, ys, zs, levels=np.logspace(-1, 3.5, 16), cmap="viridis", linewidths=0.7,
                alpha=0.6)
     colors = plt.get_cmap("tab10")
-    for i, (name, (traj, losses, steps)) in enumerate(results.items()):
+    for i, (name, (traj, _losses, steps)) in enumerate(results.items()):
         end = steps if steps is not None else len(traj) - 1
         shown = traj[: end + 1]
         if len(shown) > 3000:
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
               f"   ({path[-1, 0]:.4f}, {path[-1, 1]:.4f})")
     out = os.path.join(args.out, "optimizers_rosenbrock.png")
     plot(results, out)
-    print(f"\n{len(results)} optimizers in {time.perf_counter() - started:.1f} s; plot written to {out}")
+    print(f"\n{len(results)} optimizers in {time.perf_counter() - started:.1f} s; "
+          f"plot written to {out}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def train(y, epochs=50, lr=0.1):
     w, b = jnp.zeros(2), jnp.zeros(())
     history = []
     for _ in range(epochs):
-        for x_i, y_i in zip(X, y):
+        for x_i, y_i in zip(X, y, strict=True):
             error = (y_i - predict(w, b, x_i)).astype(w.dtype)
             w, b = w + lr * error * x_i, b + lr * error
         history.append(float(jnp.mean(predict(w, b, X) == y)))

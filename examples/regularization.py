@@ -76,7 +76,7 @@ def _plot(results, out):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey=True, squeeze=False)
-    for ax, (name, r) in zip(axes.ravel(), results.items()):
+    for ax, (name, r) in zip(axes.ravel(), results.items(), strict=False):
         epochs = np.arange(1, len(r["history"]["loss"]) + 1)
         ax.plot(epochs, r["history"]["loss"], label="train (incl. penalty)")
         ax.plot(epochs, r["history"]["val_loss"], "--", label="validation")

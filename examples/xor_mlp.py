@@ -32,7 +32,7 @@ def main(steps=2000, lr=0.5, seed=0):
             print(f"step {step:4d}  loss {float(loss):.4f}")
     probs = nn.sigmoid(model.apply(params, {}, x)[0])
     print("\n x1 x2 | target | p(y=1)")
-    for (a, b), t, p in zip(x.tolist(), y[:, 0].tolist(), probs[:, 0].tolist()):
+    for (a, b), t, p in zip(x.tolist(), y[:, 0].tolist(), probs[:, 0].tolist(), strict=True):
         print(f"  {a:.0f}  {b:.0f} |   {t:.0f}    | {p:.3f}")
     accuracy = float(jnp.mean((probs > 0.5) == (y > 0.5)))
     print(f"\naccuracy {accuracy:.0%}, final loss {float(loss_fn(params)):.4f}")

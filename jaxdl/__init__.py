@@ -12,8 +12,7 @@ from jaxdl import _xla  # noqa: E402  (before any JAX backend starts: see jaxdl/
 
 _xla.configure()
 
-from jaxdl import (checkpoint, data, gradcheck, kernels, losses, nn, optim,  # noqa: E402
-                   regularizers, train)
+from jaxdl import checkpoint, data, gradcheck, kernels, losses, nn, optim, regularizers, train  # noqa: E402
 
 __all__ = ["__version__", "checkpoint", "data", "gradcheck", "kernels", "losses", "nn", "optim",
            "regularizers", "train"]

@@ -140,7 +140,8 @@ class BatchNorm(Layer):
                 f"{owner}: training needs a batch of at least 2 examples to estimate batch "
                 f"statistics, but received x of shape {tuple(x.shape)} (batch size "
                 f"{x.shape[0]}). Use a larger batch (Trainer.fit folds a final batch of one "
-                f"into the one before, or drops it with drop_remainder=True), or call with training=False to use the moving statistics.")
+                f"into the one before, or drops it with drop_remainder=True), or call with "
+                f"training=False to use the moving statistics.")
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(xc, axis=axes)
         var = jnp.mean(jnp.square(xc - mean), axis=axes)  # two-pass, biased (divides by n)

@@ -74,6 +74,22 @@ def _as_hyper(value: Any, float_dtype: Any) -> jax.Array:
     return arr
 
 
+def _split_arguments(arguments: dict, static: set) -> tuple[dict, dict, dict]:
+    """``(numeric, scheduled, fixed)``: the arguments kept in the state as arrays, those
+    evaluated at the step count (schedules), and those passed through unchanged."""
+    numeric, scheduled, fixed = {}, {}, {}
+    for name, value in arguments.items():
+        if name in static or isinstance(value, (bool, np.bool_)) or value is None:
+            fixed[name] = value
+        elif callable(value):
+            scheduled[name] = value
+        elif _checks.is_real(value) or isinstance(value, (jax.Array, np.ndarray)):
+            numeric[name] = value
+        else:
+            fixed[name] = value
+    return numeric, scheduled, fixed
+
+
 def inject_hyperparams(
     optimizer_factory: Callable[..., optax.GradientTransformation],
     static_args: str | tuple[str, ...] = (),
@@ -130,16 +146,7 @@ def inject_hyperparams(
     def build(*args, **kwargs) -> optax.GradientTransformationExtraArgs:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        numeric, scheduled, fixed = {}, {}, {}
-        for name, value in bound.arguments.items():
-            if name in static or isinstance(value, (bool, np.bool_)) or value is None:
-                fixed[name] = value
-            elif callable(value):
-                scheduled[name] = value
-            elif _checks.is_real(value) or isinstance(value, (jax.Array, np.ndarray)):
-                numeric[name] = value
-            else:
-                fixed[name] = value
+        numeric, scheduled, fixed = _split_arguments(bound.arguments, static)
 
         def float_dtype(params):
             if hyperparam_dtype is not None:
