@@ -3,6 +3,8 @@
 import importlib.util
 import pathlib
 
+import pytest
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -47,6 +49,7 @@ def test_keras_style_mlp_memorizes_random_labels():
     assert acc[-1] >= 0.7 and history.history["loss"][-1] < history.history["loss"][0]
 
 
+@pytest.mark.slow  # 40 epochs of three models: ~20 s; run with -m slow
 def test_regularization_shrinks_the_generalization_gap(tmp_path):
     results = load("regularization").main(epochs=40, out=str(tmp_path), verbose=0,
                                           only=("none", "L2 (λ=1e-3)", "batch norm"))

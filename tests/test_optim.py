@@ -5,8 +5,6 @@ adam and schedules do not run under the strict promotion that conftest.py sets
 for jaxdl's code.
 """
 
-import doctest
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -722,19 +720,6 @@ def test_bad_calls_raise_documented_errors():
     with pytest.raises(ValueError, match="tuple of 2 states"):
         opt = optim.adam(0.1)
         opt.update(jnp.ones(2), optim.sgd(0.1).init(jnp.ones(2)))
-
-
-def test_docstring_examples_run():
-    import jaxdl.optim._base
-    import jaxdl.optim.alias
-    import jaxdl.optim.inject
-    import jaxdl.optim.transforms
-
-    for module in (optim, jaxdl.optim.alias, jaxdl.optim.transforms, jaxdl.optim.inject,
-                   jaxdl.optim._base):
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0, module.__name__
-        assert result.attempted > 0
 
 
 def test_every_optimizer_documents_math_and_paper():

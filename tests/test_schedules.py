@@ -5,7 +5,6 @@ int32 count with Python floats, which strict promotion rejects); jaxdl's run
 under the strict promotion set by conftest.py.
 """
 
-import doctest
 import math
 
 import jax
@@ -153,8 +152,3 @@ def test_schedule_in_jitted_optimizer_does_not_recompile():
 def test_bad_arguments_raise_documented_errors(build, error, match):
     with pytest.raises(error, match=match):
         build()
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(schedules, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
