@@ -319,15 +319,20 @@ def bench_cnn_step(rounds, batch=128) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")
+    parser.add_argument("--quick", action="store_true", help="short run, under a minute")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smallest case of each section, once (the test suite's check "
+                             "that the script runs; its numbers mean nothing)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per measurement")
     parser.add_argument("--out", default=None, help="also append the markdown to this file")
     args = parser.parse_args(argv)
 
-    rounds = args.rounds or (3 if args.quick else 9)
-    sizes = [512, 1024] if args.quick else [512, 1024, 2048, 4096]
-    conv_shapes = CONV_SHAPES[:2] if args.quick else CONV_SHAPES
-    pool_cases = POOL_CASES[:2] + POOL_CASES[3:4] if args.quick else POOL_CASES
+    rounds = args.rounds or (1 if args.smoke else 3 if args.quick else 9)
+    sizes = [256] if args.smoke else [512, 1024] if args.quick else [512, 1024, 2048, 4096]
+    conv_shapes = CONV_SHAPES[:1] if args.smoke else CONV_SHAPES[:2] if args.quick \
+        else CONV_SHAPES
+    pool_cases = POOL_CASES[:1] if args.smoke else POOL_CASES[:2] + POOL_CASES[3:4] \
+        if args.quick else POOL_CASES
 
     start = time.perf_counter()
     parts = ["## Environment", "\n".join(environment())]

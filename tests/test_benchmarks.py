@@ -24,7 +24,7 @@ def _run(script, args, tmp_path):
     ("bench_train.py", ["--quick", "--only", "tiny32", "--rounds", "1", "--seconds", "0.05",
                         "--contestants", "jaxdl step,jaxdl fit,raw JAX"],
      "| TINY b32 | jaxdl fit |"),
-    ("bench_kernels.py", ["--quick", "--rounds", "1"], "matmul"),
+    ("bench_kernels.py", ["--smoke"], "matmul"),
 ])
 def test_smallest_benchmark_runs(script, args, expect, tmp_path):
     """CI's variant: one workload, one round; the scripts' wiring and report, not the numbers."""

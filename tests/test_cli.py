@@ -62,6 +62,7 @@ def test_version_flag(capsys):
     assert capsys.readouterr().out.strip() == f"jaxdl {jaxdl.__version__}"
 
 
+@pytest.mark.slow  # the same check runs in CI inside test_demo_cnn_reaches_97_percent_...
 def test_demo_first_epoch_validation_accuracy_is_not_broken(tmp_path):
     """Issue 10 item 17: the demo's batch norms warm up within the first epoch."""
     from jaxdl import demo

@@ -36,6 +36,9 @@ def test_digits_mlp_learns():
 def test_demo_cnn_reaches_97_percent_and_writes_curves(tmp_path, capsys):
     result = load("digits_cnn").main(seed=0, out=str(tmp_path), verbose=1)
     assert result["test_accuracy"] >= 0.97
+    # Issue 10 item 17: batch-norm statistics warm up within the first epoch (momentum 0.9);
+    # with 0.99 the first epochs showed ~10 % validation accuracy.
+    assert result["history"]["val_accuracy"][0] > 0.6
     losses_ = result["history"]["loss"]
     assert losses_[-1] * 5 <= losses_[0]
     assert (tmp_path / "digits_cnn_curves.png").stat().st_size > 10_000

@@ -137,6 +137,7 @@ def test_fit_epoch_means_weight_every_example():
     np.testing.assert_allclose(h.history["mae"][0], np.mean(np.abs(pred - y)), rtol=1e-5)
 
 
+@pytest.mark.slow  # test_fused_and_unfused_fit_equal_a_plain_step_loop covers each plan in CI
 def test_steps_per_execution_does_not_change_the_result():
     x, y, _, _ = _digits_flat()
     states = []
@@ -403,8 +404,8 @@ def test_fused_and_unfused_fit_equal_a_plain_step_loop(spe):
     t.fit(x, y, epochs=2, batch_size=32, seed=5, verbose=0, steps_per_execution=spe)
 
     # The plain path: the public jitted step over the same batches, in the same order.
-    state = train.TrainState.create(model, t._tx, (8, 8, 1), jax.random.key(5))
-    step = train.make_train_step(model, losses.sparse_categorical_crossentropy, t._tx,
+    state = train.TrainState.create(model, t.transformation, (8, 8, 1), jax.random.key(5))
+    step = train.make_train_step(model, losses.sparse_categorical_crossentropy, t.transformation,
                                  metrics=("accuracy",))
     for epoch in range(2):
         order = data.epoch_permutation(len(x), 5, epoch)
@@ -579,7 +580,7 @@ def test_fit_takes_a_nested_list_of_rows_as_one_array():
 
 
 def _donate_the_state(t, x, y):
-    step = train.make_train_step(t.model, t.loss, t._tx)
+    step = train.make_train_step(t.model, t.loss, t.transformation)
     step(t.state, (x, y))  # the result is dropped: trainer.state is now donated
     t.evaluate(x, y)
 
