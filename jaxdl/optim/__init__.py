@@ -10,7 +10,7 @@ optax expects one, chain it with optax transforms, apply its updates with
   :func:`trace`, :func:`moving_average`, :func:`scale_by_adagrad`,
   :func:`scale_by_rms`, :func:`scale_by_stddev`, :func:`scale_by_adam`,
   :func:`add_decayed_weights`, :func:`clip`, :func:`clip_by_global_norm`,
-  combined with :func:`chain`.
+  combined with :func:`chain`; :func:`masked` applies one to some leaves only.
 * Schedules: :mod:`jaxdl.optim.schedules`.
 * Changing hyperparameters mid-training: :func:`inject_hyperparams`,
   :func:`set_hyperparams`, :func:`get_hyperparams`.
@@ -43,6 +43,7 @@ from jaxdl.optim.inject import (
     lr_multiplier,
     set_hyperparams,
 )
+from jaxdl.optim.masked import MaskedNode, MaskedState, masked
 from jaxdl.optim.transforms import (
     AddDecayedWeightsState,
     MovingAverageState,
@@ -91,6 +92,7 @@ __all__ = [
     "add_decayed_weights",
     "clip",
     "clip_by_global_norm",
+    "masked",
     "global_norm",
     # states
     "EmptyState",
@@ -105,6 +107,8 @@ __all__ = [
     "ScaleByAdamState",
     "AddDecayedWeightsState",
     "InjectHyperparamsState",
+    "MaskedState",
+    "MaskedNode",
     # hyperparameters
     "inject_hyperparams",
     "lr_multiplier",

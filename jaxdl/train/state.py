@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdl import losses as _losses
+from jaxdl import nn, optim
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.train import metrics as _metrics
 
@@ -48,6 +49,10 @@ class TrainState(NamedTuple):
                 tuple of shapes for a multi-input model).
             key: a PRNG key; it is split into the init key and the step key.
 
+        When the model has frozen layers (:class:`jaxdl.nn.Frozen`) the
+        optimizer is wrapped with :func:`mask_frozen` first, so their leaves
+        hold no optimizer state; :func:`make_train_step` wraps it the same way.
+
         Example:
             >>> import jax
             >>> from jaxdl import nn, optim, train
@@ -60,7 +65,49 @@ class TrainState(NamedTuple):
         init_key, step_key = jax.random.split(key)
         params, model_state = model.init(init_key, input_shape)
         return cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                   opt_state=optimizer.init(params), key=step_key)
+                   opt_state=mask_frozen(model, optimizer).init(params), key=step_key)
+
+
+def mask_frozen(model: Any, optimizer: optax.GradientTransformation
+                ) -> optax.GradientTransformation:
+    """``optimizer`` restricted to the trainable leaves of ``model`` (see ``nn.Frozen``).
+
+    For a params tree whose :func:`jaxdl.nn.trainable_mask` is all True this is
+    ``optimizer`` itself (same state). Otherwise it is
+    ``optax.chain(optim.masked(optimizer, trainable), optim.masked(optax.set_to_zero(),
+    frozen))``: frozen leaves get a zero update (no weight decay, no
+    regularizer gradient reaches them) and no optimizer state. The mask is
+    read from the structure of the params (or updates) at trace time.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxdl import nn, optim, train
+        >>> model = nn.Sequential([nn.Frozen(nn.Dense(2)), nn.Dense(1)])
+        >>> params, _ = model.init(jax.random.key(0), (3,))
+        >>> opt = train.state.mask_frozen(model, optim.adamw(0.1, weight_decay=0.5))
+        >>> updates, _ = opt.update(params, opt.init(params), params)
+        >>> float(jnp.abs(updates["dense_0"]["kernel"]).max())
+        0.0
+    """
+    def trainable(tree):
+        return nn.trainable_mask(model, tree)
+
+    def frozen(tree):
+        return jax.tree.map(lambda m: not m, trainable(tree))
+
+    wrapped = optax.chain(optim.masked(optimizer, trainable),
+                          optim.masked(optax.set_to_zero(), frozen))
+
+    def pick(tree):
+        return optimizer if all(jax.tree.leaves(trainable(tree))) else wrapped
+
+    def init(params):
+        return pick(params).init(params)
+
+    def update(updates, state, params=None):
+        return pick(updates).update(updates, state, params)
+
+    return optax.GradientTransformation(init, update)
 
 
 def _raw_key(key: PRNGKey) -> Array:
@@ -117,6 +164,7 @@ def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None):
     """The un-jitted step ``(state, batch) -> (state, metrics)`` shared by all paths."""
     loss_fn = resolve_loss(loss)
     metric_fns = _metrics.resolve(metrics, loss_fn)
+    optimizer = mask_frozen(model, optimizer)
 
     def step(state: TrainState, batch) -> tuple[TrainState, dict[str, Array]]:
         x, y, w = _split_batch(batch)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import warnings
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -100,6 +103,85 @@ def _tuple_shape(shape):
 
 def _rows(tree, index):
     return jax.tree.map(lambda a: a[index], tree)
+
+
+def _load_source(owner: str, source: Any) -> tuple[Any, Any]:
+    """``(params, model_state or None)`` from a tree, a pair or a checkpoint path."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            _, tree, _ = checkpoint.restore_latest(path)
+        else:
+            tree = checkpoint.restore(path)
+        saved = tree.get("train_state") if isinstance(tree, Mapping) else None
+        if not isinstance(saved, Mapping) or "params" not in saved:
+            raise ValueError(f"{owner}: {path!r} holds no train_state with params (its top "
+                             f"level is {_short(list(tree) if isinstance(tree, Mapping) else tree)}"
+                             f"); pass a checkpoint written by Trainer.save or ModelCheckpoint, "
+                             f"or a params tree.")
+        return saved["params"], saved.get("model_state")
+    if isinstance(source, tuple) and len(source) == 2:
+        return source
+    if isinstance(source, Mapping):
+        return source, None
+    raise TypeError(f"{owner}: source must be a params dict, a (params, model_state) pair or a "
+                    f"checkpoint path, got {_short(source)}. Pass e.g. other_trainer.state.params.")
+
+
+def _has_entry(tree: Any, into: Optional[str]) -> bool:
+    for name in ([] if into is None else into.split("/")):
+        if not isinstance(tree, Mapping) or name not in tree:
+            return False
+        tree = tree[name]
+    return True
+
+
+def _flat(tree: Any) -> dict[str, Any]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {_checks.path_str(p): leaf for p, leaf in leaves}
+
+
+def _place(owner: str, label: str, target: Any, source: Any, into: Optional[str],
+           strict: bool) -> tuple[Any, list[str]]:
+    """``target`` with ``source`` placed under ``into``; and the skipped leaves."""
+    names = [] if into is None else into.split("/")
+    if not _has_entry(target, into):
+        raise ValueError(f"{owner}: into={into!r} names no entry of the model's {label}; its "
+                         f"entries are {_short(sorted(_flat(target)))}. Use a layer name from "
+                         f"model.names (nested with '/').")
+    sub = target
+    for name in names:
+        sub = sub[name]
+    prefix = "/".join(names + [""])
+    have, given = _flat(sub), _flat(source)
+    problems, placed = [], {}
+    for path, old in have.items():
+        new = given.get(path)
+        if new is None:
+            problems.append(f"{label}/{prefix}{path}: missing from the source (model has shape "
+                            f"{tuple(old.shape)})")
+        elif tuple(np.shape(new)) != tuple(old.shape):
+            problems.append(f"{label}/{prefix}{path}: shape {tuple(np.shape(new))} in the source "
+                            f"but {tuple(old.shape)} in the model")
+        else:
+            placed[path] = jnp.asarray(new, dtype=old.dtype)
+    problems += [f"{label}/{prefix}{path}: extra in the source (shape {tuple(np.shape(v))}), "
+                 f"the model has no such leaf" for path, v in given.items() if path not in have]
+    if strict and problems:
+        raise ValueError(f"{owner}: the source does not match the model "
+                         f"(into={into!r}): " + "; ".join(problems) + ". Pass the weights of "
+                         "the same architecture, the right `into`, or strict=False to place "
+                         "only the matching leaves.")
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(sub)
+    new_sub = jax.tree_util.tree_unflatten(
+        treedef, [placed.get(_checks.path_str(p), leaf) for p, leaf in leaves])
+    return _replace_at(target, names, new_sub), problems
+
+
+def _replace_at(tree: Any, names: list[str], value: Any) -> Any:
+    if not names:
+        return value
+    return {**tree, names[0]: _replace_at(tree[names[0]], names[1:], value)}
 
 
 class Trainer(EpochTrainer):
@@ -212,6 +294,60 @@ class Trainer(EpochTrainer):
     def params(self):
         """The model's current trainable parameters."""
         return None if self.state is None else self.state.params
+
+    def load_params(self, source: Any, into: Optional[str] = None,
+                    strict: bool = True) -> list[str]:
+        """Place trained weights into the built model, whole or under one sub-tree.
+
+        Args:
+            source: a params tree, a ``(params, model_state)`` pair, or the path
+                of a checkpoint (a :meth:`save` file or a ``ModelCheckpoint``
+                directory, whose latest step is read); a checkpoint gives both
+                its params and its model state (batch-norm statistics).
+            into: where the source goes: ``None`` for the whole model, or the
+                name of a params entry (``"sequential_0"``), nested with ``/``
+                (``"sequential_0/dense_1"``). The model state goes to the same
+                place when it has an entry there.
+            strict: with ``True`` every leaf must match: a missing, extra or
+                mis-shaped leaf raises. With ``False`` the matching leaves are
+                placed and the others skipped (and returned, with a warning).
+
+        Returns:
+            The skipped leaves, as ``"params/path: why"`` strings (empty when
+            everything was placed). Values are cast to the model's dtypes; the
+            optimizer state is kept.
+
+        Raises:
+            ValueError: no state yet (call ``build`` or ``fit`` first), an
+                unknown ``into``, or with ``strict`` a mismatching leaf: the
+                message names the leaf path and both shapes.
+
+        Example:
+            >>> from jaxdl import nn, train
+            >>> base = nn.Sequential([nn.Dense(4)])
+            >>> donor = train.Trainer(base, "mse"); _ = donor.build((3,))
+            >>> trainer = train.Trainer(nn.Sequential([nn.Frozen(base), nn.Dense(1)]), "mse")
+            >>> _ = trainer.build((3,))
+            >>> trainer.load_params(donor.state.params, into="sequential_0")
+            []
+        """
+        owner = "Trainer.load_params"
+        if self.state is None:
+            raise ValueError(f"{owner}: the model has no weights to replace yet; call "
+                             f"trainer.build(input_shape) (or fit) first, then load_params.")
+        self.require_state("load_params")
+        params, model_state = _load_source(owner, source)
+        new_params, skipped = _place(owner, "params", self.state.params, params, into, strict)
+        new_state = self.state.model_state
+        if model_state is not None and (jax.tree.leaves(model_state)
+                                        or _has_entry(new_state, into)):
+            new_state, more = _place(owner, "model_state", new_state, model_state, into, strict)
+            skipped += more
+        self.state = self.state._replace(params=new_params, model_state=new_state)
+        if skipped:
+            warnings.warn(f"{owner}: skipped {len(skipped)} leaves: " + "; ".join(skipped),
+                          stacklevel=2)
+        return skipped
 
     def _scan_friendly(self) -> bool:
         """Whether fused (``lax.scan``) execution is fast for this model on this backend.
