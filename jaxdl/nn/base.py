@@ -75,6 +75,17 @@ class Layer:
         """The snake-case prefix used to name this layer inside containers."""
         return cls.name_prefix or _snake(cls.__name__)
 
+    def __call__(self, node: Any, name: Optional[str] = None) -> Any:
+        """Call the layer on a graph node (or a list of nodes) to build an ``nn.Model``.
+
+        Returns the output node, whose ``shape`` is known at once. Layers compute
+        with ``layer.apply(params, state, x)``; calling one on an array raises
+        ``TypeError``. See :mod:`jaxdl.nn.graph`.
+        """
+        from jaxdl.nn import graph  # graph builds on this module
+
+        return graph.call_layer(self, node, name)
+
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         """Create ``(params, state)`` for inputs of ``input_shape`` (no batch axis)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement init.")
@@ -106,6 +117,9 @@ def output_shape(layer: Layer, input_shape: Shape) -> Shape:
         >>> nn.output_shape(nn.Dense(10), (784,))
         (10,)
     """
+    if isinstance(input_shape, (tuple, list)) and input_shape and all(
+            isinstance(s, (tuple, list)) for s in input_shape):  # several inputs (merge, Model)
+        return layer.output_shape(tuple(tuple(s) for s in input_shape))
     return layer.output_shape(_checks.shape_tuple(type(layer).__name__, input_shape))
 
 

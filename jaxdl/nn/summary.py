@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
 from jaxdl import _checks
 from jaxdl._typing import Shape
+from jaxdl.nn import base
 from jaxdl.nn.base import Layer, abstract_output_shape, count_params
+from jaxdl.nn.graph import Model
 
 
 def _bytes(tree) -> int:
@@ -22,8 +26,36 @@ def _human(n_bytes: int) -> str:
     return f"{n_bytes:.2f} GB"
 
 
+def _input_names(model: Model) -> dict:
+    return {node: node.name or f"input_{i}" for i, node in enumerate(model.inputs)}
+
+
+def _graph_rows(model: Model):
+    """Rows of a functional Model: its Inputs, then each layer and the nodes it is connected to."""
+    params, state = jax.eval_shape(lambda k: model.init(k), jax.random.key(0))
+    inputs = _input_names(model)
+    layer_names = {id(layer): name for name, layer in zip(model.names, model.layers, strict=True)}
+
+    def label(node):
+        if node in inputs:
+            return inputs[node]
+        name = layer_names[id(node.layer)]
+        return name if node.index is None else f"{name}[{node.index}]"
+
+    rows = [(name, "Input", node.shape, 0, 0, "") for node, name in inputs.items()]
+    for name, layer in zip(model.names, model.layers, strict=True):
+        calls = [c for c in model.calls if c.layer is layer]
+        out = base.output_shape(layer, calls[0].input_shape())
+        connected = ", ".join(label(n) for c in calls for n in c.inputs)
+        rows.append((name, type(layer).__name__, out, count_params(params.get(name, {})),
+                     count_params(state.get(name, {})), connected))
+    return rows, params, state
+
+
 def _rows(model: Layer, shape: Shape):
     """(name, type, output shape, trainable count, non-trainable count) per layer."""
+    if isinstance(model, Model):
+        return _graph_rows(model)
     key = jax.random.key(0)
     if hasattr(model, "layers") and hasattr(model, "names"):
         layers = list(zip(model.names, model.layers, strict=True))
@@ -35,22 +67,32 @@ def _rows(model: Layer, shape: Shape):
         params, state = jax.eval_shape(lambda k, lay=layer, s=shape: lay.init(k, s),
                                        jax.random.fold_in(key, i))
         shape = abstract_output_shape(layer, params, state, shape)
-        rows.append((name, type(layer).__name__, shape, count_params(params), count_params(state)))
+        rows.append((name, type(layer).__name__, shape, count_params(params), count_params(state),
+                     ""))
         params_all[name], state_all[name] = params, state
     return rows, params_all, state_all
 
 
-def summary(model: Layer, input_shape: Shape) -> str:
+def _shape_text(out) -> str:
+    if isinstance(out, tuple) and out and all(isinstance(o, tuple) for o in out):
+        return ", ".join(str((None,) + o) for o in out)
+    return str((None,) + tuple(out))
+
+
+def summary(model: Layer, input_shape: Optional[Shape] = None) -> str:
     """A table of the model's layers: name (type), output shape, parameter count.
 
     The shapes are inferred abstractly (``jax.eval_shape``): no weights are
     created and no FLOPs are spent, so a summary of a large model is instant.
     Trainable parameters are the layers' ``params``; non-trainable ones are
-    their ``state`` (e.g. batch-norm moving mean and variance).
+    their ``state`` (e.g. batch-norm moving mean and variance). A functional
+    ``nn.Model`` also lists its Inputs and, per layer, the nodes it is
+    connected to (its inputs), like Keras's functional summary.
 
     Args:
-        model: a layer, usually an ``nn.Sequential``.
-        input_shape: the input shape without the batch axis.
+        model: a layer, usually an ``nn.Sequential`` or an ``nn.Model``.
+        input_shape: the input shape without the batch axis; optional for an
+            ``nn.Model`` (its Input shapes).
 
     Returns:
         The table as a string (``print`` it).
@@ -59,22 +101,30 @@ def summary(model: Layer, input_shape: Shape) -> str:
         >>> from jaxdl import nn
         >>> print(nn.summary(nn.Sequential([nn.Dense(32), nn.Dense(10)]), (784,)))  # doctest: +SKIP
     """
-    shape = _checks.shape_tuple(type(model).__name__, input_shape)
-    rows, params, state = _rows(model, shape)
-    table = [("Layer (type)", "Output Shape", "Param #")]
-    for name, kind, out, n_train, n_fixed in rows:
-        table.append((f"{name} ({kind})", str((None,) + tuple(out)), f"{n_train + n_fixed:,}"))
-    widths = [max(len(r[c]) for r in table) + 3 for c in range(3)]
+    if isinstance(model, Model):
+        if input_shape is not None:
+            model.output_shape(input_shape)  # raises unless these are the Input shapes
+        rows, params, state = _graph_rows(model)
+    else:
+        rows, params, state = _rows(model, _checks.shape_tuple(type(model).__name__, input_shape))
+    graph = isinstance(model, Model)
+    table = [("Layer (type)", "Output Shape", "Param #", "Connected to")]
+    for name, kind, out, n_train, n_fixed, connected in rows:
+        table.append((f"{name} ({kind})", _shape_text(out), f"{n_train + n_fixed:,}", connected))
+    columns = 4 if graph else 3
+    widths = [max(len(r[c]) for r in table) + 3 for c in range(columns)]
     widths[0] = max(widths[0], 28)
     widths[1] = max(widths[1], 20)
     line = "=" * sum(widths)
 
     def fmt(r):
-        return (r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2].rjust(widths[2] - 3)).rstrip()
+        text = r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2].rjust(widths[2] - 3)
+        return (text + ("   " + r[3] if graph else "")).rstrip()
 
     total_train = sum(r[3] for r in rows)
     total_fixed = sum(r[4] for r in rows)
-    out = [f'Model: "{type(model).__name__.lower()}"', line, fmt(table[0]), line]
+    title = model.name if graph and model.name else type(model).__name__.lower()
+    out = [f'Model: "{title}"', line, fmt(table[0]), line]
     out += [fmt(r) for r in table[1:]]
     out += [line,
             f"Total params: {total_train + total_fixed:,} ({_human(_bytes([params, state]))})",
