@@ -38,6 +38,8 @@ from jaxdl.nn.dense import Dense
 from jaxdl.nn.dropout import Dropout
 from jaxdl.nn.embedding import Embedding
 from jaxdl.nn.frozen import Frozen, trainable_mask
+from jaxdl.nn.graph import Input, Model, subtree
+from jaxdl.nn.merge import Add, Average, Concatenate, Multiply
 from jaxdl.nn.normalization import BatchNorm, LayerNorm
 from jaxdl.nn.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from jaxdl.nn.reshape import Flatten, Reshape
@@ -46,6 +48,7 @@ from jaxdl.nn.summary import summary
 
 __all__ = [
     "Frozen", "trainable_mask",
+    "Input", "Model", "subtree", "Concatenate", "Add", "Multiply", "Average",
     "Layer", "output_shape", "scan_friendly", "summary", "Sequential", "Dense", "initializers",
     "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh",
     "Softmax", "ACTIVATIONS", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "sigmoid",
