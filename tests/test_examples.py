@@ -65,3 +65,12 @@ def test_regularization_shrinks_the_generalization_gap(tmp_path):
     assert gap("batch norm") < gap("none")
     assert (tmp_path / "regularization.png").exists()
 
+
+
+def test_functional_api_two_inputs_learn_what_one_input_cannot(capsys):
+    results = load("functional_api").main(epochs=10)
+    assert results["two_inputs"] > 0.9
+    assert results["one_input"] < 0.8  # one input alone decides the label ~3 times in 4
+    out = capsys.readouterr().out
+    assert "concatenate_0 (Concatenate)" in out and "(None, 90)" in out
+    assert "Total params: 2,540" in out
