@@ -66,7 +66,6 @@ def test_regularization_shrinks_the_generalization_gap(tmp_path):
     assert (tmp_path / "regularization.png").exists()
 
 
-
 def test_functional_api_two_inputs_learn_what_one_input_cannot(capsys):
     results = load("functional_api").main(epochs=10)
     assert results["two_inputs"] > 0.9
