@@ -313,3 +313,17 @@ def test_apply_errors_wrong_number_and_shape_of_inputs():
         model.init(jax.random.key(0), ((4,), (5,)))
     with pytest.raises(ValueError, match="match no layer"):
         model.apply({**params, "dense_9": {}}, state, (x1, x2))
+
+
+def test_summary_counts_frozen_params_and_state_as_non_trainable():
+    inp = nn.Input((4,))
+    pretrained = nn.Model(inp, nn.BatchNorm()(nn.Dense(3)(inp)), name="base")
+    new_in = nn.Input((4,))
+    model = nn.Model(new_in, nn.Dense(2)(nn.Frozen(pretrained)(new_in)))
+    text = nn.summary(model)
+    # frozen: Dense 4*3+3 = 15, BatchNorm gamma/beta 3+3 and mean/var 3+3; trainable: 3*2+2
+    assert "Trainable params: 8 (32 B)" in text
+    assert "Non-trainable params: 27 (108 B)" in text and "Total params: 35" in text
+    seq = nn.Sequential([nn.Frozen(nn.Dense(3)), nn.BatchNorm(), nn.Dense(2)])
+    text = nn.summary(seq, (4,))
+    assert "Trainable params: 14 (56 B)" in text and "Non-trainable params: 21 (84 B)" in text

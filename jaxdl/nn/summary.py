@@ -11,6 +11,7 @@ from jaxdl import _checks
 from jaxdl._typing import Shape
 from jaxdl.nn import base
 from jaxdl.nn.base import Layer, abstract_output_shape, count_params
+from jaxdl.nn.frozen import trainable_mask
 from jaxdl.nn.graph import Model
 
 
@@ -24,6 +25,15 @@ def _human(n_bytes: int) -> str:
             return f"{n_bytes:.2f} {unit}" if unit != "B" else f"{n_bytes} B"
         n_bytes /= 1024.0
     return f"{n_bytes:.2f} GB"
+
+
+def _split(layer, params, state) -> tuple[list, list]:
+    """The layer's trainable leaves, and its non-trainable ones (state, frozen params)."""
+    flags = jax.tree.leaves(trainable_mask(layer, params))
+    leaves = jax.tree.leaves(params)
+    train = [leaf for leaf, flag in zip(leaves, flags, strict=True) if flag]
+    fixed = [leaf for leaf, flag in zip(leaves, flags, strict=True) if not flag]
+    return train, fixed + jax.tree.leaves(state)
 
 
 def _input_names(model: Model) -> dict:
@@ -42,18 +52,18 @@ def _graph_rows(model: Model):
         name = layer_names[id(node.layer)]
         return name if node.index is None else f"{name}[{node.index}]"
 
-    rows = [(name, "Input", node.shape, 0, 0, "") for node, name in inputs.items()]
+    rows = [(name, "Input", node.shape, [], [], "") for node, name in inputs.items()]
     for name, layer in zip(model.names, model.layers, strict=True):
         calls = [c for c in model.calls if c.layer is layer]
         out = base.output_shape(layer, calls[0].input_shape())
         connected = ", ".join(label(n) for c in calls for n in c.inputs)
-        rows.append((name, type(layer).__name__, out, count_params(params.get(name, {})),
-                     count_params(state.get(name, {})), connected))
-    return rows, params, state
+        rows.append((name, type(layer).__name__, out,
+                     *_split(layer, params.get(name, {}), state.get(name, {})), connected))
+    return rows
 
 
 def _rows(model: Layer, shape: Shape):
-    """(name, type, output shape, trainable count, non-trainable count) per layer."""
+    """(name, type, output shape, trainable leaves, non-trainable leaves, inputs) per layer."""
     if isinstance(model, Model):
         return _graph_rows(model)
     key = jax.random.key(0)
@@ -62,15 +72,12 @@ def _rows(model: Layer, shape: Shape):
     else:
         layers = [(f"{model.default_name()}_0", model)]
     rows = []
-    params_all, state_all = {}, {}
     for i, (name, layer) in enumerate(layers):
         params, state = jax.eval_shape(lambda k, lay=layer, s=shape: lay.init(k, s),
                                        jax.random.fold_in(key, i))
         shape = abstract_output_shape(layer, params, state, shape)
-        rows.append((name, type(layer).__name__, shape, count_params(params), count_params(state),
-                     ""))
-        params_all[name], state_all[name] = params, state
-    return rows, params_all, state_all
+        rows.append((name, type(layer).__name__, shape, *_split(layer, params, state), ""))
+    return rows
 
 
 def _shape_text(out) -> str:
@@ -85,7 +92,8 @@ def summary(model: Layer, input_shape: Optional[Shape] = None) -> str:
     The shapes are inferred abstractly (``jax.eval_shape``): no weights are
     created and no FLOPs are spent, so a summary of a large model is instant.
     Trainable parameters are the layers' ``params``; non-trainable ones are
-    their ``state`` (e.g. batch-norm moving mean and variance). A functional
+    their ``state`` (e.g. batch-norm moving mean and variance) and the params
+    of frozen layers (``nn.Frozen``, see ``nn.trainable_mask``). A functional
     ``nn.Model`` also lists its Inputs and, per layer, the nodes it is
     connected to (its inputs), like Keras's functional summary.
 
@@ -104,13 +112,14 @@ def summary(model: Layer, input_shape: Optional[Shape] = None) -> str:
     if isinstance(model, Model):
         if input_shape is not None:
             model.output_shape(input_shape)  # raises unless these are the Input shapes
-        rows, params, state = _graph_rows(model)
+        rows = _graph_rows(model)
     else:
-        rows, params, state = _rows(model, _checks.shape_tuple(type(model).__name__, input_shape))
+        rows = _rows(model, _checks.shape_tuple(type(model).__name__, input_shape))
     graph = isinstance(model, Model)
     table = [("Layer (type)", "Output Shape", "Param #", "Connected to")]
-    for name, kind, out, n_train, n_fixed, connected in rows:
-        table.append((f"{name} ({kind})", _shape_text(out), f"{n_train + n_fixed:,}", connected))
+    for name, kind, out, train, fixed, connected in rows:
+        n_params = count_params(train) + count_params(fixed)
+        table.append((f"{name} ({kind})", _shape_text(out), f"{n_params:,}", connected))
     columns = 4 if graph else 3
     widths = [max(len(r[c]) for r in table) + 3 for c in range(columns)]
     widths[0] = max(widths[0], 28)
@@ -121,14 +130,15 @@ def summary(model: Layer, input_shape: Optional[Shape] = None) -> str:
         text = r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2].rjust(widths[2] - 3)
         return (text + ("   " + r[3] if graph else "")).rstrip()
 
-    total_train = sum(r[3] for r in rows)
-    total_fixed = sum(r[4] for r in rows)
+    train = [leaf for r in rows for leaf in r[3]]
+    fixed = [leaf for r in rows for leaf in r[4]]
+    total_train, total_fixed = count_params(train), count_params(fixed)
     title = model.name if graph and model.name else type(model).__name__.lower()
     out = [f'Model: "{title}"', line, fmt(table[0]), line]
     out += [fmt(r) for r in table[1:]]
     out += [line,
-            f"Total params: {total_train + total_fixed:,} ({_human(_bytes([params, state]))})",
-            f"Trainable params: {total_train:,} ({_human(_bytes(params))})",
-            f"Non-trainable params: {total_fixed:,} ({_human(_bytes(state))})",
+            f"Total params: {total_train + total_fixed:,} ({_human(_bytes(train + fixed))})",
+            f"Trainable params: {total_train:,} ({_human(_bytes(train))})",
+            f"Non-trainable params: {total_fixed:,} ({_human(_bytes(fixed))})",
             line]
     return "\n".join(out)
