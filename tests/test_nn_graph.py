@@ -327,3 +327,22 @@ def test_summary_counts_frozen_params_and_state_as_non_trainable():
     seq = nn.Sequential([nn.Frozen(nn.Dense(3)), nn.BatchNorm(), nn.Dense(2)])
     text = nn.summary(seq, (4,))
     assert "Trainable params: 14 (56 B)" in text and "Non-trainable params: 21 (84 B)" in text
+
+
+def test_subtree_of_a_later_branch_needs_explicit_names_and_says_so():
+    inp1, inp2 = nn.Input((4,)), nn.Input((4,))
+    h2 = nn.Dense(40)(nn.Dense(30)(inp1))
+    h4 = nn.Dense(50)(nn.Dense(20)(inp2))
+    params, _ = nn.Model([inp1, inp2], nn.Concatenate()([h2, h4])).init(jax.random.key(0))
+    with pytest.raises(ValueError, match=r"'dense_0/kernel' is \(4, 30\) but \(4, 20\)"):
+        nn.subtree(params, nn.Model(inp2, h4))  # its own names dense_0/1 are branch 1's
+    named = nn.Dense(50)(nn.Dense(20)(inp2, name="right_1"), name="right_2")
+    parent = nn.Model([inp1, inp2], nn.Concatenate()([h2, named]))
+    params, state = parent.init(jax.random.key(0))
+    branch = nn.Model(inp2, named)
+    picked = nn.subtree(params, branch)
+    assert sorted(picked) == ["right_1", "right_2"] and nn.subtree(state, branch) == {}
+    x1, x2 = inputs()
+    y, _ = parent.apply(params, state, (x1, x2))
+    np.testing.assert_array_equal(np.asarray(branch.apply(picked, {}, x2)[0]),
+                                  np.asarray(y[:, 40:]))

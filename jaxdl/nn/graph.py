@@ -500,8 +500,10 @@ def subtree(params: Params, sub_model: Model) -> Params:
         ``{name: params[name]}`` for each of ``sub_model``'s layers present in ``params``.
 
     Raises:
-        ValueError: the params lack an entry ``sub_model.init`` would make (the
-            names differ: give those layers explicit names when building the graph).
+        ValueError: the params lack an entry ``sub_model.init`` would make, or
+            hold one of another shape (the names differ: a sub-model that is not
+            the first part of the bigger graph in topological order names its
+            layers from 0 again; give those layers explicit names).
 
     Example:
         >>> import jax
@@ -529,4 +531,14 @@ def subtree(params: Params, sub_model: Model) -> Params:
                          f"layers {list(sub_model.names)}; they hold {sorted(params)}. The "
                          f"sub-model names its layers differently: name them explicitly with "
                          f"layer(node, name=...) when building the graph.")
-    return {name: params[name] for name in sub_model.names if name in params}
+    picked = {name: params[name] for name in sub_model.names if name in params}
+    want = base.leaf_shapes(made[0] if in_params <= have else made[1])
+    got = base.leaf_shapes(picked)
+    wrong = [f"'{path}' is {got.get(path)} but {shape} in the sub-model"
+             for path, shape in want.items() if got.get(path) != shape]
+    if wrong:
+        raise ValueError(f"subtree: the entries of the sub-model's layer names do not fit it: "
+                         f"{'; '.join(wrong[:3])}. The bigger model names these layers "
+                         f"differently: name them explicitly with layer(node, name=...) when "
+                         f"building the graph.")
+    return picked
