@@ -3,6 +3,8 @@
 import importlib.util
 import pathlib
 
+import jax
+import numpy as np
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -73,3 +75,32 @@ def test_functional_api_two_inputs_learn_what_one_input_cannot(capsys):
     out = capsys.readouterr().out
     assert "concatenate_0 (Concatenate)" in out and "(None, 90)" in out
     assert "Total params: 2,540" in out
+
+
+def _check_transfer(results):
+    """Transfer is never more than 3 points below scratch; the placed weights are the
+    pretrained ones, bit for bit (and the frozen base still holds them after training)."""
+    for k, row in results["table"].items():
+        scratch = row["scratch"][0]
+        for name in ("frozen", "fine-tuned"):
+            assert row[name][0] >= scratch - 0.03, (k, name, row)
+    pretrained = jax.tree.leaves(results["pretrained_base"])
+    assert results["placed_bases"]
+    for placed in results["placed_bases"]:
+        leaves = jax.tree.leaves(placed)
+        assert len(leaves) == len(pretrained)
+        assert all(np.array_equal(np.asarray(a), np.asarray(b))
+                   for a, b in zip(leaves, pretrained, strict=True))
+
+
+def test_transfer_learning_one_seed(tmp_path, capsys):
+    results = load("transfer_learning").main(seeds=1, ks=(1, 10), out=str(tmp_path))
+    _check_transfer(results)
+    assert results["source_accuracy"] > 0.95
+    assert (tmp_path / "transfer_learning.png").stat().st_size > 5_000
+    assert "fine-tuned" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # the full table: 3 seeds x k in (1, 3, 10), ~45 s on 2 cores
+def test_transfer_learning_full_table(tmp_path):
+    _check_transfer(load("transfer_learning").main(seeds=3, out=str(tmp_path), verbose=0))

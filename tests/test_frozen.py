@@ -258,6 +258,17 @@ def test_load_params_round_trip_whole_model_bit_for_bit(tmp_path):
                       jax.device_get(donor.state.model_state))
 
 
+def test_load_params_copies_so_the_source_survives_a_donating_fit():
+    x, y = _data()
+    donor = _frozen_trainer()
+    donor.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    taker = _frozen_trainer()
+    taker.build((4,))
+    taker.load_params((donor.state.params, donor.state.model_state))
+    taker.fit(x, y, epochs=1, batch_size=16, verbose=0)  # donates taker's buffers
+    donor.evaluate(x, y)  # the donor's arrays were not handed over
+
+
 def test_load_params_into_a_sub_tree():
     donor = _pretrained()
     trainer = _frozen_trainer()

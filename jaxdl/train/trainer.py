@@ -164,7 +164,7 @@ def _place(owner: str, label: str, target: Any, source: Any, into: Optional[str]
             problems.append(f"{label}/{prefix}{path}: shape {tuple(np.shape(new))} in the source "
                             f"but {tuple(old.shape)} in the model")
         else:
-            placed[path] = jnp.asarray(new, dtype=old.dtype)
+            placed[path] = jnp.array(new, dtype=old.dtype, copy=True)  # fit donates it
     problems += [f"{label}/{prefix}{path}: extra in the source (shape {tuple(np.shape(v))}), "
                  f"the model has no such leaf" for path, v in given.items() if path not in have]
     if strict and problems:
@@ -314,8 +314,9 @@ class Trainer(EpochTrainer):
 
         Returns:
             The skipped leaves, as ``"params/path: why"`` strings (empty when
-            everything was placed). Values are cast to the model's dtypes; the
-            optimizer state is kept.
+            everything was placed). Values are copied (the source stays usable
+            after a ``fit`` donates the state) and cast to the model's dtypes;
+            the optimizer state is kept.
 
         Raises:
             ValueError: no state yet (call ``build`` or ``fit`` first), an
