@@ -99,6 +99,36 @@ def test_trainable_mask_marks_frozen_leaves_false():
     assert all(jax.tree.leaves(nn.trainable_mask(nn.Dense(2), {"kernel": 1, "bias": 2})))
 
 
+def test_trainable_mask_walks_graph_models_and_nesting():
+    inp = nn.Input((4,))
+    base = _base()
+    out = nn.Dense(2)(nn.Frozen(base)(inp), name="head")
+    graph = nn.Model(inp, out)
+    outer = nn.Sequential([graph, nn.Dense(1)])
+    params, _ = outer.init(jax.random.key(0), (4,))
+    mask = nn.trainable_mask(outer, params)
+    inner = mask["model_0"]
+    assert set(inner) == {"sequential_0", "head"}
+    assert not any(jax.tree.leaves(inner["sequential_0"]))
+    assert all(jax.tree.leaves(inner["head"])) and all(jax.tree.leaves(mask["dense_0"]))
+
+
+def test_trainer_keeps_a_frozen_branch_of_a_graph_fixed():
+    x, y = _data()
+    inp = nn.Input((4,))
+    frozen = nn.Frozen(nn.Dense(8, activation="tanh"))(inp)
+    model = nn.Model(inp, nn.Dense(1)(nn.Concatenate()([frozen, nn.Dense(4)(inp)])))
+    trainer = train.Trainer(model, "mse", optim.adamw(1e-2, weight_decay=0.1))
+    trainer.build((4,))
+    before = jax.device_get(trainer.state.params)
+    trainer.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    after = jax.device_get(trainer.state.params)
+    frozen_name = [n for n, layer in zip(model.names, model.layers, strict=True)
+                   if isinstance(layer, nn.Frozen)][0]
+    assert _equal(after[frozen_name], before[frozen_name])
+    assert all(not _equal(after[n], before[n]) for n in after if n != frozen_name)
+
+
 # ------------------------------------------------------------------------------ optim.masked
 
 
