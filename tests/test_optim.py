@@ -231,8 +231,14 @@ EAGER_CASES = ["sgd_piecewise", "adagrad", "rmsprop_all_options", "rmsprop_momen
                "clip+decay+adam"]
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in EAGER_CASES],
-                         ids=[c[0] for c in CASES if c[0] in EAGER_CASES])
+# Eager float64 runs dispatch every op on its own (seconds each): two run in CI, the rest
+# with -m slow; the jitted comparisons above cover every case in CI.
+_EAGER_IN_CI = ("sgd_piecewise", "rmsprop_all_options")
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, marks=() if c[0] in _EAGER_IN_CI else pytest.mark.slow)
+    for c in CASES if c[0] in EAGER_CASES], ids=[c[0] for c in CASES if c[0] in EAGER_CASES])
 def test_float64_matches_optax_eagerly(case):
     with jax.enable_x64(True):
         got = _compare(case, jnp.float64, sync_steps=0, eager_steps=2)

@@ -393,7 +393,9 @@ def test_progress_line_has_the_course_fields(capsys):
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("spe", [1, "epoch", "auto"])
+@pytest.mark.parametrize("spe", [  # test_loop.py checks every plan in CI on a small model
+    pytest.param(1, marks=pytest.mark.slow), pytest.param("epoch", marks=pytest.mark.slow),
+    "auto"])
 def test_fused_and_unfused_fit_equal_a_plain_step_loop(spe):
     """The fast paths of fit (scan-fused chunks, device-side gathers) change no result."""
     (x, y), _ = data.load_digits()
