@@ -286,6 +286,26 @@ def check_params(owner: str, layer: Any, params: Any, x: Any) -> None:
                          f"inputs, or inputs of the shape the params were made for.")
 
 
+def init_child(owner: str, name: str, layer: Any, key: Any, input_shape: Any,
+               params: dict, state: dict) -> tuple[Any, Any]:
+    """Initialize the sub-layer ``name`` of a container into ``params``/``state``.
+
+    The one rule containers (``Sequential``, ``Model``) share: an error gets a note
+    naming the container, the layer and its input shape; empty params or state
+    get no entry. Returns the sub-layer's ``(params, state)``.
+    """
+    try:
+        p, s = layer.init(key, input_shape)
+    except Exception as e:
+        add_note(e, f"in {owner} layer '{name}' (input_shape {input_shape})")
+        raise
+    if jax.tree.leaves(p):
+        params[name] = p
+    if jax.tree.leaves(s):
+        state[name] = s
+    return p, s
+
+
 def add_note(error: BaseException, note: str) -> None:
     """Attach ``note`` to ``error`` (PEP 678) so a bare ``raise`` re-raises it unchanged.
 

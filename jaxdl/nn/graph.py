@@ -397,16 +397,8 @@ class Model(Layer):
             first.setdefault(id(call.layer), call)
         params, state = {}, {}
         for i, (name, layer) in enumerate(zip(self.names, self.layers, strict=True)):
-            shape = first[id(layer)].input_shape()
-            try:
-                p, s = layer.init(jax.random.fold_in(key, i), shape)
-            except Exception as e:
-                base.add_note(e, f"in {self._owner()} layer '{name}' (input_shape {shape})")
-                raise
-            if jax.tree.leaves(p):
-                params[name] = p
-            if jax.tree.leaves(s):
-                state[name] = s
+            base.init_child(self._owner(), name, layer, jax.random.fold_in(key, i),
+                            first[id(layer)].input_shape(), params, state)
         return params, state
 
     def output_shape(self, input_shape: Any = None) -> Any:

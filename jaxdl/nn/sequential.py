@@ -86,16 +86,13 @@ class Sequential(Layer):
         base.check_key("Sequential.init", key)
         params, state = {}, {}
         for i, (name, layer) in enumerate(zip(self.names, self.layers, strict=True)):
+            p, s = base.init_child("Sequential", name, layer, jax.random.fold_in(key, i), shape,
+                                   params, state)
             try:
-                p, s = layer.init(jax.random.fold_in(key, i), shape)
                 shape = base.abstract_output_shape(layer, p, s, shape)
             except Exception as e:
                 base.add_note(e, f"in Sequential layer '{name}' (input_shape {shape})")
                 raise
-            if jax.tree.leaves(p):
-                params[name] = p
-            if jax.tree.leaves(s):
-                state[name] = s
         return params, state
 
     def output_shape(self, input_shape: Shape) -> Shape:
