@@ -90,6 +90,54 @@ def _split_arguments(arguments: dict, static: set) -> tuple[dict, dict, dict]:
     return numeric, scheduled, fixed
 
 
+def _injected(optimizer_factory: Callable[..., optax.GradientTransformation], numeric: dict,
+              scheduled: dict, fixed: dict, hyperparam_dtype: Any
+              ) -> optax.GradientTransformationExtraArgs:
+    """The transformation :func:`inject_hyperparams` returns for one set of arguments:
+    ``numeric`` live in the state, ``scheduled`` are evaluated at the count, ``fixed``
+    pass through."""
+    def float_dtype(params):
+        if hyperparam_dtype is not None:
+            return jnp.dtype(hyperparam_dtype)
+        return _float_dtype_of(params)
+
+    def current(hyperparams, count, dtype):
+        values = dict(hyperparams)
+        for name, fn in scheduled.items():
+            values[name] = _as_hyper(fn(count), dtype)
+        return values
+
+    def inner(values):
+        return optimizer_factory(**fixed, **values)
+
+    def init_fn(params):
+        dtype = float_dtype(params)
+        count = zeros_count()
+        values = {k: _as_hyper(v, dtype) for k, v in numeric.items()}
+        values = current(values, count, dtype)
+        return InjectHyperparamsState(
+            count=count, hyperparams=values, inner_state=inner(values).init(params)
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        dtype = float_dtype(params if params is not None else updates)
+        values = current(state.hyperparams, state.count, dtype)
+        tx = inner(values)
+        if isinstance(tx, optax.GradientTransformationExtraArgs):
+            updates, inner_state = tx.update(
+                updates, state.inner_state, params, **extra_args
+            )
+        else:
+            updates, inner_state = tx.update(updates, state.inner_state, params)
+        return updates, InjectHyperparamsState(
+            count=safe_increment(state.count),
+            hyperparams=values,
+            inner_state=inner_state,
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 def inject_hyperparams(
     optimizer_factory: Callable[..., optax.GradientTransformation],
     static_args: str | tuple[str, ...] = (),
@@ -148,46 +196,7 @@ def inject_hyperparams(
         bound.apply_defaults()
         numeric, scheduled, fixed = _split_arguments(bound.arguments, static)
 
-        def float_dtype(params):
-            if hyperparam_dtype is not None:
-                return jnp.dtype(hyperparam_dtype)
-            return _float_dtype_of(params)
-
-        def current(hyperparams, count, dtype):
-            values = dict(hyperparams)
-            for name, fn in scheduled.items():
-                values[name] = _as_hyper(fn(count), dtype)
-            return values
-
-        def inner(values):
-            return optimizer_factory(**fixed, **values)
-
-        def init_fn(params):
-            dtype = float_dtype(params)
-            count = zeros_count()
-            values = {k: _as_hyper(v, dtype) for k, v in numeric.items()}
-            values = current(values, count, dtype)
-            return InjectHyperparamsState(
-                count=count, hyperparams=values, inner_state=inner(values).init(params)
-            )
-
-        def update_fn(updates, state, params=None, **extra_args):
-            dtype = float_dtype(params if params is not None else updates)
-            values = current(state.hyperparams, state.count, dtype)
-            tx = inner(values)
-            if isinstance(tx, optax.GradientTransformationExtraArgs):
-                updates, inner_state = tx.update(
-                    updates, state.inner_state, params, **extra_args
-                )
-            else:
-                updates, inner_state = tx.update(updates, state.inner_state, params)
-            return updates, InjectHyperparamsState(
-                count=safe_increment(state.count),
-                hyperparams=values,
-                inner_state=inner_state,
-            )
-
-        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+        return _injected(optimizer_factory, numeric, scheduled, fixed, hyperparam_dtype)
 
     build.__name__ = f"inject_hyperparams({getattr(optimizer_factory, '__name__', 'optimizer')})"
     build.__doc__ = optimizer_factory.__doc__
