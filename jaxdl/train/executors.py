@@ -76,8 +76,12 @@ def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
         >>> float(total), float(sums["seen"])     # sums weight each step by its batch size
         (6.0, 12.0)
     """
+    names: list = []  # the step's log names, traced once (not once per chunk)
+
     def zero_sums(state, data, ids):
-        return _zeros_like_logs(jax.eval_shape(step, state, take_rows(data, ids))[1])
+        if not names:
+            names.extend(jax.eval_shape(step, state, take_rows(data, ids))[1])
+        return _zeros_like_logs(names)
 
     def chunk(state, data, idx):
         def body(carry, ids):

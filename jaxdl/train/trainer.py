@@ -448,9 +448,14 @@ class Trainer(EpochTrainer):
         self._check_labels("fit", y)
         self._check_logits(x)
         batch_size = _checks.positive_int("Trainer.fit", "batch_size", batch_size)
+        if validation_data is not None:  # checked by _fit_data; placed once, not per epoch
+            self._ensure_built("fit", validation_data[0], seed)  # the validation x's shape
+            self._check_labels("fit", validation_data[1])
+            val_data = jax.device_put(validation_data)
+            n_val = _num_examples("Trainer.fit (validation_data)", *validation_data)
 
         def validate():
-            return self.evaluate(*validation_data, batch_size=max(min(batch_size, n), 256))
+            return self._evaluate_placed(val_data, n_val, max(min(batch_size, n), 256))
 
         return self.run_epochs(
             self._train, jax.device_put((x, y)), n, epochs=epochs, batch_size=batch_size,
@@ -502,12 +507,18 @@ class Trainer(EpochTrainer):
         n = _num_examples(owner, x, y)
         _check_finite(owner, "x", x)
         _check_finite(owner, "y", y)
-        batch_size = min(_checks.positive_int(owner, "batch_size", batch_size), n)
         self.require_state("evaluate")
         self._ensure_built("evaluate", x, 0)
         self._check_labels("evaluate", y)
+        out = self._evaluate_placed(jax.device_put((x, y)), n, batch_size)
+        if verbose:
+            print(f"evaluate{format_logs(out)}")
+        return out
+
+    def _evaluate_placed(self, data: Any, n: int, batch_size: int) -> dict[str, float]:
+        """Weighted loss and metric means over device-resident ``data`` of ``n`` rows."""
+        batch_size = min(_checks.positive_int("Trainer.evaluate", "batch_size", batch_size), n)
         idx, w = executors.padded_batches(n, batch_size)
-        data = jax.device_put((x, y))
         if self._scan_friendly():
             sums = self._eval.all(self.state, data, idx, w)
         else:
@@ -515,10 +526,7 @@ class Trainer(EpochTrainer):
             for ids, wb in zip(idx, w, strict=True):
                 sums = self._eval.single(self.state, sums, data, ids, wb)
         sums = jax.device_get(sums)
-        out = {k: float(sums[k]) / n for k in self._log_names}
-        if verbose:
-            print(f"evaluate{format_logs(out)}")
-        return out
+        return {k: float(sums[k]) / n for k in self._log_names}
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Model outputs for ``x`` in inference mode, as a numpy array ``(n, ...)``."""
