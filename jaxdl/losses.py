@@ -32,7 +32,7 @@ import dataclasses
 import functools
 import math
 import warnings
-from typing import ClassVar, NamedTuple, Optional
+from typing import Callable, ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -794,6 +794,8 @@ class Loss:
     """
 
     task: ClassVar[Optional[str]] = None
+    #: the plain function the object calls, with its dataclass fields as keyword arguments
+    function: ClassVar[Optional[Callable]] = None
 
     def __post_init__(self):
         value = getattr(self, "from_logits", False)
@@ -802,29 +804,28 @@ class Loss:
                             f"(probabilities), got {value!r}.")
 
     def __call__(self, predictions, targets):
-        raise NotImplementedError(f"{type(self).__name__} must define __call__.")
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return type(self).function(predictions, targets, **options)
 
 
 @dataclasses.dataclass(frozen=True)
 class BinaryCrossentropy(Loss):
     """:func:`binary_crossentropy` as an object; ``task = "binary"``."""
 
+    function: ClassVar[Callable] = staticmethod(binary_crossentropy)
+
     from_logits: bool = True
     task: ClassVar[str] = "binary"
-
-    def __call__(self, predictions, targets):
-        return binary_crossentropy(predictions, targets, from_logits=self.from_logits)
 
 
 @dataclasses.dataclass(frozen=True)
 class CategoricalCrossentropy(Loss):
     """:func:`categorical_crossentropy` (one-hot targets) as an object; ``task = "categorical"``."""
 
+    function: ClassVar[Callable] = staticmethod(categorical_crossentropy)
+
     from_logits: bool = True
     task: ClassVar[str] = "categorical"
-
-    def __call__(self, predictions, targets):
-        return categorical_crossentropy(predictions, targets, from_logits=self.from_logits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -834,53 +835,47 @@ class SparseCategoricalCrossentropy(Loss):
     ``task = "sparse_categorical"``.
     """
 
+    function: ClassVar[Callable] = staticmethod(sparse_categorical_crossentropy)
+
     from_logits: bool = True
     task: ClassVar[str] = "sparse_categorical"
-
-    def __call__(self, predictions, targets):
-        return sparse_categorical_crossentropy(predictions, targets,
-                                               from_logits=self.from_logits)
 
 
 @dataclasses.dataclass(frozen=True)
 class Hinge(Loss):
     """:func:`hinge` as an object: raw scores, labels in {-1, 1} or {0, 1}; ``task = "binary"``."""
 
-    task: ClassVar[str] = "binary"
+    function: ClassVar[Callable] = staticmethod(hinge)
 
-    def __call__(self, predictions, targets):
-        return hinge(predictions, targets)
+    task: ClassVar[str] = "binary"
 
 
 @dataclasses.dataclass(frozen=True)
 class MeanSquaredError(Loss):
     """:func:`mean_squared_error` as an object; ``task = "regression"``."""
 
-    task: ClassVar[str] = "regression"
+    function: ClassVar[Callable] = staticmethod(mean_squared_error)
 
-    def __call__(self, predictions, targets):
-        return mean_squared_error(predictions, targets)
+    task: ClassVar[str] = "regression"
 
 
 @dataclasses.dataclass(frozen=True)
 class MeanAbsoluteError(Loss):
     """:func:`mean_absolute_error` as an object; ``task = "regression"``."""
 
-    task: ClassVar[str] = "regression"
+    function: ClassVar[Callable] = staticmethod(mean_absolute_error)
 
-    def __call__(self, predictions, targets):
-        return mean_absolute_error(predictions, targets)
+    task: ClassVar[str] = "regression"
 
 
 @dataclasses.dataclass(frozen=True)
 class Huber(Loss):
     """:func:`huber` with threshold ``delta`` as an object; ``task = "regression"``."""
 
+    function: ClassVar[Callable] = staticmethod(huber)
+
     delta: float = 1.0
     task: ClassVar[str] = "regression"
-
-    def __call__(self, predictions, targets):
-        return huber(predictions, targets, delta=self.delta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -891,8 +886,7 @@ class KLDivergence(Loss):
     accuracy is implied; name the metric you want.
     """
 
-    def __call__(self, predictions, targets):
-        return kl_divergence(predictions, targets)
+    function: ClassVar[Callable] = staticmethod(kl_divergence)
 
 
 # The plain functions, recognized by identity (never by name): (function, task, from_logits).
