@@ -3,7 +3,8 @@
 Submodules: ``nn`` (layers), ``losses``, ``regularizers``, ``optim``
 (hand-written optax-compatible optimizers), ``kernels`` (compiled matmul, conv,
 pooling), ``train`` (TrainState, jitted steps, Trainer, callbacks), ``data``,
-``checkpoint`` and ``gradcheck``.
+``checkpoint`` and ``gradcheck``; ``generative`` (autoencoders, GANs, adversarial
+autoencoders) is imported on first use.
 """
 
 __version__ = "0.1.0"
@@ -14,5 +15,15 @@ _xla.configure()
 
 from jaxdl import checkpoint, data, gradcheck, kernels, losses, nn, optim, regularizers, train  # noqa: E402
 
-__all__ = ["__version__", "checkpoint", "data", "gradcheck", "kernels", "losses", "nn", "optim",
-           "regularizers", "train"]
+__all__ = ["__version__", "checkpoint", "data", "generative", "gradcheck", "kernels", "losses",
+           "nn", "optim", "regularizers", "train"]
+
+_LAZY = ("generative",)  # imported on first use: ``import jaxdl`` stays as quick as it was
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"jaxdl.{name}")
+    raise AttributeError(f"module 'jaxdl' has no attribute {name!r}")

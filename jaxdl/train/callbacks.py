@@ -169,7 +169,8 @@ class EarlyStopping(Callback):
             self.wait = 0
             if self.restore_best_weights:
                 st = self.trainer.state
-                self.best_weights = _copy_tree((st.params, st.model_state))
+                self.best_weights = _copy_tree(
+                    {f: getattr(st, f) for f in self.trainer.weight_fields})
             return
         self.wait += 1
         if self.wait >= max(self.patience, 1):  # Keras: stop after `patience` flat epochs
@@ -178,9 +179,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
-            params, model_state = self.best_weights
-            self.trainer.state = self.trainer.state._replace(params=params,
-                                                             model_state=model_state)
+            self.trainer.state = self.trainer.state._replace(**self.best_weights)
             if self.trainer.verbose and self.stopped_epoch is not None:
                 print(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1} "
                       f"({self.monitor} = {self.best:.4f}).")
@@ -194,8 +193,9 @@ class ReduceLROnPlateau(Callback):
     :func:`jaxdl.optim.lr_multiplier` after the optimizer, and this callback
     lowers that hyperparameter inside the optimizer state with
     :func:`jaxdl.optim.set_hyperparams`, so it works with every jaxdl and
-    optax optimizer and never recompiles. ``cooldown`` epochs follow each reduction before counting
-    again. The multiplier never goes below ``min_multiplier``. The current
+    optax optimizer and never recompiles (a trainer with several optimizers, such
+    as a GAN's, lowers all of them together: see ``EpochTrainer.optimizer_fields``).
+    ``cooldown`` epochs follow each reduction before counting again. The multiplier never goes below ``min_multiplier``. The current
     multiplier is logged as ``lr_multiplier``.
     """
 
@@ -226,7 +226,9 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored("ReduceLROnPlateau", self.monitor, logs)
-        current = float(optim.get_hyperparams(self.trainer.state.opt_state)["lr_multiplier"])
+        fields = self.trainer.optimizer_fields
+        current = float(optim.get_hyperparams(
+            getattr(self.trainer.state, fields[0]))["lr_multiplier"])
         if logs is not None:
             logs["lr_multiplier"] = current
         if self.cooldown_left > 0:
@@ -241,8 +243,9 @@ class ReduceLROnPlateau(Callback):
         self.wait += 1
         if self.wait >= self.patience and current > self.min_multiplier:
             new = max(current * self.factor, self.min_multiplier)
-            self.trainer.state = self.trainer.state._replace(opt_state=optim.set_hyperparams(
-                self.trainer.state.opt_state, lr_multiplier=new))
+            st = self.trainer.state
+            self.trainer.state = st._replace(**{f: optim.set_hyperparams(
+                getattr(st, f), lr_multiplier=new) for f in fields})
             if self.verbose:
                 print(f"ReduceLROnPlateau: epoch {epoch + 1}: learning-rate multiplier "
                       f"{current:.4g} -> {new:.4g}.")
@@ -251,9 +254,10 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as the loss is NaN or infinite.
+    """Stop training as soon as a loss is NaN or infinite.
 
-    Checked after every executed chunk of steps and at the end of each epoch.
+    The losses are the logged training values named ``loss`` or ending in
+    ``_loss`` (a GAN's ``d_loss`` and ``g_loss``). Checked after every executed chunk of steps and at the end of each epoch.
     The epoch in progress ends (its line is printed), then this callback's
     message follows it.
 
@@ -263,8 +267,10 @@ class TerminateOnNaN(Callback):
     """
 
     def _check(self, logs):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss):
+        bad = [v for k, v in (logs or {}).items() if (k == "loss" or k.endswith("_loss"))
+               and not k.startswith("val_") and not np.isfinite(v)]
+        loss = bad[0] if bad else None
+        if loss is not None:
             self.trainer.stop_training = True
             if not self.terminated:
                 self.terminated, self.loss = True, loss

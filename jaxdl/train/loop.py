@@ -269,7 +269,10 @@ class EpochTrainer:
     call :meth:`run_epochs`; they may override :meth:`describe` (what
     checkpoint metadata records besides the epoch and callback states),
     :meth:`restore_target` (the abstract state a checkpoint must match) and
-    :meth:`restored` (what to read back from the metadata).
+    :meth:`restored` (what to read back from the metadata). A state that is
+    not a ``TrainState`` names its weight and optimizer fields in
+    :attr:`weight_fields` and :attr:`optimizer_fields` (a NamedTuple, so
+    callbacks can ``_replace`` them).
 
     Callbacks see the running trainer as ``callback.trainer``: they may read
     or replace ``trainer.state``, set ``trainer.stop_training = True``, and
@@ -285,6 +288,12 @@ class EpochTrainer:
     """
 
     checkpoint_kind = "jaxdl.train.EpochTrainer"
+    #: The state fields that are the model's weights: what
+    #: ``EarlyStopping(restore_best_weights=True)`` copies and puts back.
+    weight_fields: tuple[str, ...] = ("params", "model_state")
+    #: The state fields holding optimizer states, each chained with
+    #: ``optim.lr_multiplier()``: ``ReduceLROnPlateau`` lowers all of them together.
+    optimizer_fields: tuple[str, ...] = ("opt_state",)
 
     def __init__(self):
         self.state: Any = None
