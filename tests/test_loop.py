@@ -7,9 +7,12 @@ checkpoints and bit-identical resume) from :class:`jaxdl.train.EpochTrainer`.
 That is how the GAN/AAE and population trainers are meant to be written.
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxdl import losses, nn, optim, train
@@ -178,3 +181,76 @@ def test_callback_list_keys_and_states():
     assert set(cbs.state_dicts()) == {"EarlyStopping_0", "EarlyStopping_1"}
     with pytest.raises(TypeError, match=r"callbacks\[0\] is the class EarlyStopping"):
         train.CallbackList([train.EarlyStopping])
+
+
+class TwoNetworkState(NamedTuple):
+    a_params: dict
+    b_params: dict
+    a_opt: tuple
+    b_opt: tuple
+
+
+class TwoNetworkTrainer(train.EpochTrainer):
+    """Two linear maps with an optimizer each: the state layout of a GAN or an AAE."""
+
+    checkpoint_kind = "tests.TwoNetworkTrainer"
+    weight_fields = ("a_params", "b_params")
+    optimizer_fields = ("a_opt", "b_opt")
+
+    def __init__(self, lr_a, lr_b):
+        super().__init__()
+        self.tx_a = optim.chain(optim.sgd(lr_a), optim.lr_multiplier())
+        self.tx_b = optim.chain(optim.sgd(lr_b), optim.lr_multiplier())
+        self.runner = executors.compile_steps(self._step)
+
+    def _step(self, state, x):
+        def loss(w):  # a loss the step can make NaN on demand: sqrt of a negative number
+            return jnp.mean(jnp.square(x @ w["w"] - 1.0)) + jnp.sqrt(jnp.min(x))
+
+        out = {}
+        for p, o, tx, name in (("a_params", "a_opt", self.tx_a, "a"),
+                               ("b_params", "b_opt", self.tx_b, "b")):
+            value, g = jax.value_and_grad(loss)(getattr(state, p))
+            u, opt = tx.update(g, getattr(state, o))
+            state = state._replace(**{p: optax.apply_updates(getattr(state, p), u), o: opt})
+            out[f"{name}_loss"] = value
+        return state, out
+
+    def fit(self, x, epochs, callbacks=()):
+        if self.state is None:
+            a, b = {"w": jnp.zeros((x.shape[1], 1))}, {"w": jnp.zeros((x.shape[1], 1))}
+            self.state = TwoNetworkState(a, b, self.tx_a.init(a), self.tx_b.init(b))
+        return self.run_epochs(self.runner, jax.device_put(x), len(x), epochs=epochs,
+                               batch_size=8, callbacks=callbacks, verbose=0)
+
+
+def test_callbacks_act_on_every_named_weight_and_optimizer_field():
+    x = np.abs(_low_rank_data(n=32, dim=3))
+    t = TwoNetworkTrainer(0.05, 0.01)
+    # Both losses flat from the start (learning rates of 0 after the first epoch's halving
+    # would still show): ReduceLROnPlateau must lower the multiplier of both optimizers.
+    cb = train.ReduceLROnPlateau(monitor="a_loss", patience=1, factor=0.5, min_delta=10.0)
+    t.fit(x, epochs=3, callbacks=[cb])
+    for field in ("a_opt", "b_opt"):
+        assert float(optim.get_hyperparams(getattr(t.state, field))["lr_multiplier"]) == 0.25
+
+    t = TwoNetworkTrainer(0.05, 0.01)
+    best = train.EarlyStopping(monitor="b_loss", mode="max", patience=5,
+                               restore_best_weights=True)  # "best" = the first epoch
+    t.fit(x, epochs=1)
+    first = jax.tree.map(np.asarray, (t.state.a_params, t.state.b_params))
+    t.state, t.epoch = None, 0
+    t.fit(x, epochs=3, callbacks=[best])
+    restored = (t.state.a_params, t.state.b_params)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(restored), strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_terminate_on_nan_watches_every_loss_a_trainer_logs():
+    x = np.abs(_low_rank_data(n=32, dim=3))
+    x[5, 0] = -1.0  # sqrt(-1): b_loss (and a_loss) become NaN in the batch holding row 5
+    t = TwoNetworkTrainer(0.05, 0.01)
+    stop = train.TerminateOnNaN()
+    h = t.fit(x, epochs=5, callbacks=[stop])
+    assert stop.terminated and np.isnan(stop.loss)
+    assert len(h.history["a_loss"]) == 1
