@@ -1,13 +1,18 @@
-"""generative.metrics against hand-worked sets, explicit float64 loops and closed forms."""
+"""generative.metrics against hand-worked sets, float64 loops and closed forms; the
+sample pictures (save_samples, SampleGrid) on a toy engine trainer that has ``sample``."""
 
 import math
+import os
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdl import data
-from jaxdl.generative import metrics
+from jaxdl import data, generative, nn, optim, train
+from jaxdl.generative import callbacks, metrics
+from jaxdl.train import executors
 
 # ------------------------------------------------------------------ mode_coverage
 
@@ -121,7 +126,7 @@ def _gaussian_mmd(mu, s1, s2, bw, d):
 
 def test_unbiased_mmd_of_shifted_gaussians_matches_the_closed_form():
     rng = np.random.default_rng(3)
-    n, d = 3000, 2
+    n, d = 1500, 2
     a = rng.normal(size=(n, d))
     b = rng.normal(size=(n, d)) * 1.5 + np.array([0.8, 0.0])
     want = _gaussian_mmd(0.8, 1.0, 1.5, 1.0, d)
@@ -137,17 +142,19 @@ def test_unbiased_mmd_of_shifted_gaussians_matches_the_closed_form():
         bias, rel=0.05)
 
 
-def test_median_bandwidth_rule():
+def test_median_bandwidth_rule(monkeypatch):
     a, b = np.array([[0.0, 0.0], [3.0, 4.0]]), np.array([[0.0, 4.0]])
     # pairwise distances: |a0-a1| = 5, |a0-b0| = 4, |a1-b0| = 3 -> median 4
     assert metrics.median_bandwidth(a, b) == 4.0
     assert metrics.mmd(a, b, "median") == pytest.approx(metrics.mmd(a, b, 4.0), abs=1e-15)
     rng = np.random.default_rng(4)
-    big = rng.normal(size=(5000, 2))  # subsampled: deterministic and close to the full median
-    full = np.median([np.linalg.norm(big[i] - big[j]) for i, j in
-                      zip(*np.triu_indices(600, 1), strict=True)])
-    first = metrics.median_bandwidth(big[:2500], big[2500:])
-    assert first == metrics.median_bandwidth(big[:2500], big[2500:])
+    big = rng.normal(size=(1500, 2))
+    i, j = np.triu_indices(len(big), 1)
+    full = np.median(np.sqrt(np.sum((big[i] - big[j]) ** 2, axis=1)))  # direct differences
+    assert metrics.median_bandwidth(big[:700], big[700:]) == pytest.approx(full, abs=1e-12)
+    monkeypatch.setattr(metrics, "_MEDIAN_POINTS", 500)  # above it: a fixed-seed subsample
+    first = metrics.median_bandwidth(big[:700], big[700:])
+    assert first == metrics.median_bandwidth(big[:700], big[700:]) != full
     assert first == pytest.approx(full, rel=0.05)
 
 
@@ -165,3 +172,117 @@ def test_mmd_rejects_bad_input():
         metrics.mmd(x[:1], x, unbiased=True)
     with pytest.raises(TypeError, match="`a` must be a real-valued array"):
         metrics.mmd(np.array([["a", "b"]]), x)
+
+
+# ------------------------------------------------------------ pictures: save_samples, SampleGrid
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path, min_bytes=2000):
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return head == PNG_MAGIC and os.path.getsize(path) > min_bytes
+
+
+def test_image_grid_tiles_and_scales_by_the_display_rule():
+    images = np.stack([np.full((2, 3, 1), v, np.float32) for v in (0.0, 0.5, 1.0, 0.25, 0.75)])
+    grid = callbacks.image_grid(images, columns=2, pad=1)
+    assert grid.shape == (3 * 3 - 1, 2 * 4 - 1, 1)
+    np.testing.assert_array_equal(grid[0:2, 0:3, 0], 0.0)   # sample 0: top left, [0, 1] as is
+    np.testing.assert_array_equal(grid[3:5, 4:7, 0], 0.25)  # sample 3: row 1, column 1
+    np.testing.assert_array_equal(grid[6:8, 4:7, 0], 1.0)   # the unused cell and gaps: white
+    np.testing.assert_array_equal(grid[2, :, 0], 1.0)
+    tanh = callbacks.image_grid(2 * images - 1, columns=2)   # [-1, 1] maps onto [0, 1]
+    np.testing.assert_allclose(tanh, grid, atol=1e-7)
+    wide = callbacks.image_grid(10 * images, columns=2)      # otherwise min..max
+    np.testing.assert_allclose(wide, grid, atol=1e-7)
+
+
+def test_save_samples_writes_an_image_grid_and_a_scatter(tmp_path):
+    rng = np.random.default_rng(0)
+    grid = callbacks.save_samples(rng.uniform(size=(16, 8, 8, 1)), tmp_path / "a" / "grid.png",
+                                  title="digits")
+    assert grid == str(tmp_path / "a" / "grid.png") and _is_png(grid)
+    assert _is_png(callbacks.save_samples(rng.uniform(-1, 1, (9, 6, 6, 3)), tmp_path / "rgb.png"))
+    ring = data.gaussian_mixture_centers(8, 2.0)
+    scatter = callbacks.save_samples(rng.normal(size=(200, 2)), tmp_path / "s.png", real=ring,
+                                     labels=np.arange(200) % 10)
+    assert _is_png(scatter)
+
+
+def test_save_samples_rejects_shapes_it_cannot_draw(tmp_path):
+    with pytest.raises(ValueError, match=r"save_samples: expected images of shape \(n, height, "
+                                         r"width, channels\).*got shape \(4, 64\).*reshape"):
+        callbacks.save_samples(np.zeros((4, 64)), tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"`real` must be 2-D points of shape \(n, 2\)"):
+        callbacks.save_samples(np.zeros((4, 2)), tmp_path / "x.png", real=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="`real` and `labels` go with 2-D points"):
+        callbacks.save_samples(np.zeros((4, 8, 8, 1)), tmp_path / "x.png", real=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"`labels` must have shape \(4,\)"):
+        callbacks.save_samples(np.zeros((4, 2)), tmp_path / "x.png", labels=[0, 1])
+    assert not os.path.exists(tmp_path / "x.png")
+
+
+class _Fixed(NamedTuple):
+    step: jax.Array
+    center: jax.Array
+
+
+class ToyGenerator(train.EpochTrainer):
+    """A 'generator' on the engine: its points drift to the data mean; sample(n, seed) draws."""
+
+    checkpoint_kind = "tests.ToyGenerator"
+    weight_fields = ("center",)
+    optimizer_fields = ()
+
+    def __init__(self, images=False):
+        super().__init__()
+        self.images = images
+        self.calls = []
+        self.runner = executors.compile_steps(self._step)
+
+    def _step(self, state, x):
+        center = state.center + 0.5 * (x.mean(0) - state.center)
+        return state._replace(step=state.step + 1, center=center), {"loss": jnp.sum(center)}
+
+    def fit(self, x, epochs, callbacks=()):
+        self.state = _Fixed(jnp.int32(0), jnp.zeros(2))
+        return self.run_epochs(self.runner, jax.device_put(x), len(x), epochs=epochs,
+                               batch_size=8, callbacks=callbacks, verbose=0)
+
+    def sample(self, n, seed=0):
+        self.calls.append((n, seed))
+        z = jax.random.normal(jax.random.key(seed), (n, 2)) * 0.1 + self.state.center
+        return np.asarray(z if not self.images else
+                          jax.nn.sigmoid(z[:, :1, None, None] + jnp.zeros((n, 1, 4, 4, 1)))[:, 0])
+
+
+@pytest.mark.parametrize("images", [False, True])
+def test_sample_grid_writes_a_png_every_k_epochs_with_fixed_seed(tmp_path, images):
+    x = np.full((32, 2), 3.0, np.float32)
+    trainer = ToyGenerator(images)
+    cb = generative.SampleGrid(tmp_path / "pics", every=2, n=16, seed=7,
+                               real=None if images else x)
+    trainer.fit(x, epochs=5, callbacks=[cb])
+    names = sorted(os.listdir(tmp_path / "pics"))
+    assert names == ["samples_epoch_2.png", "samples_epoch_4.png"]
+    assert cb.paths == [str(tmp_path / "pics" / n) for n in names]
+    assert all(_is_png(p, 1000) for p in cb.paths)
+    assert trainer.calls == [(16, 7), (16, 7)]
+
+
+def test_sample_grid_validates_its_arguments_and_the_trainer(tmp_path):
+    with pytest.raises(ValueError, match="SampleGrid: `every` must be a positive integer, got 0"):
+        generative.SampleGrid(tmp_path, every=0)
+    with pytest.raises(TypeError, match="SampleGrid: `every` must be a positive integer"):
+        generative.SampleGrid(tmp_path, every=2.5)
+    with pytest.raises(TypeError, match="`directory` must be a path"):
+        generative.SampleGrid(None)
+    with pytest.raises(ValueError, match=r"SampleGrid: `real` must be 2-D points"):
+        generative.SampleGrid(tmp_path, real=np.zeros(5))
+    m = nn.Sequential([nn.Dense(1)])
+    trainer = train.Trainer(m, "mse", optim.sgd(0.1))
+    with pytest.raises(TypeError, match="the trainer Trainer has no sample"):
+        trainer.fit(np.zeros((4, 1)), np.zeros((4, 1)), epochs=1, verbose=0,
+                    callbacks=[generative.SampleGrid(tmp_path)])
