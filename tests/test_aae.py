@@ -1,0 +1,311 @@
+"""Priors and the adversarial autoencoder: against numpy and a hand-written JAX step.
+
+The one-step check rebuilds the three phases (reconstruction, discriminator,
+generator) with plain jnp matmuls and SGD; the training tests assert what was
+learned (codes that follow the prior, classes on their own components).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdl import data, generative, nn, optim, train
+from jaxdl.generative import metrics
+
+
+# ------------------------------------------------------------------------------ priors
+
+def test_gaussian_prior_draws_standard_normal_codes():
+    z = np.asarray(generative.gaussian_prior(3)(jax.random.key(0), 20000), np.float64)
+    assert z.shape == (20000, 3) and z.dtype == np.float64
+    # Standard errors: 1/sqrt(20000) = 0.007 for the mean, ~0.01 for the covariance.
+    assert np.abs(z.mean(0)).max() < 0.03
+    assert np.abs(np.cov(z.T) - np.eye(3)).max() < 0.05
+    same = generative.gaussian_prior(3)(jax.random.key(0), 5)
+    np.testing.assert_array_equal(np.asarray(same), z[:5].astype(np.float32))
+
+
+def test_mixture_prior_components_on_a_circle_and_labelled_draws():
+    prior = generative.mixture_prior(10, radius=3.0, std=0.1)
+    angles = 2 * np.pi * np.arange(10) / 10
+    expected = 3.0 * np.stack([np.cos(angles), np.sin(angles)], 1)
+    np.testing.assert_allclose(np.asarray(prior.centers), expected, atol=1e-6)
+    labels = np.arange(4000) % 10
+    z = np.asarray(prior(jax.random.key(1), 4000, jnp.asarray(labels)))
+    dist = np.linalg.norm(z[:, None] - expected[None], axis=2)
+    assert (dist.argmin(1) == labels).all()
+    assert dist[np.arange(4000), labels].max() < 0.1 * 5  # 5 std in 2-D: p ~ 4e-6
+    offsets = z - expected[labels]
+    assert abs(offsets.std() - 0.1) < 0.005
+    free = np.asarray(prior(jax.random.key(2), 5000))
+    counts = np.bincount(np.linalg.norm(free[:, None] - expected[None], axis=2).argmin(1),
+                         minlength=10)
+    assert counts.min() > 400 and counts.max() < 600  # uniform over components: 500 each
+
+
+def test_mixture_prior_given_centres():
+    centers = np.array([[0.0, 0.0, 1.0], [5.0, 0.0, 0.0], [0.0, -5.0, 2.0]])
+    prior = generative.mixture_prior(3, dim=3, std=0.0, centers=centers)
+    z = prior(jax.random.key(0), 4, jnp.array([2, 0, 1, 2]))
+    np.testing.assert_allclose(np.asarray(z), centers[[2, 0, 1, 2]], atol=1e-6)
+    assert prior.components == 3 and prior.dim == 3
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: generative.gaussian_prior(0), ValueError, "dim"),
+    (lambda: generative.gaussian_prior(2.5), TypeError, "dim"),
+    (lambda: generative.mixture_prior(4, dim=3), ValueError, "centers"),
+    (lambda: generative.mixture_prior(3, centers=np.zeros((2, 2))), ValueError, "(3, 2)"),
+    (lambda: generative.mixture_prior(3, std=-1.0), ValueError, "std"),
+    (lambda: generative.gaussian_prior(2)(jax.random.key(0), 3, jnp.zeros(3, int)),
+     ValueError, "mixture_prior"),
+])
+def test_prior_bad_arguments_raise_clear_errors(make, error, words):
+    with pytest.raises(error, match=None) as info:
+        make()
+    assert words in str(info.value)
+
+
+# ------------------------------------------------------------------------------ build-time errors
+
+def _tiny(prior=None, encoder=None, decoder=None, discriminator=None, **kwargs):
+    return generative.AdversarialAutoencoder(
+        encoder or nn.Dense(2, activation="tanh"), decoder or nn.Dense(3),
+        discriminator or nn.Sequential([nn.Dense(4, activation="tanh"), nn.Dense(1)]),
+        prior or generative.gaussian_prior(2), **kwargs)
+
+
+@pytest.mark.parametrize("aae, labelled, words", [
+    (lambda: _tiny(encoder=nn.Dense(3)), False, "encoder maps inputs of shape (3,) to (3,), "
+                                                "expected (2,)"),
+    (lambda: _tiny(decoder=nn.Dense(4)), False, "decoder maps inputs of shape (2,) to (4,), "
+                                                "expected (3,)"),
+    (lambda: _tiny(discriminator=nn.Dense(2)), False, "one logit per code"),
+    (lambda: _tiny(), True, "needs a number of classes"),
+])
+def test_build_time_shape_errors_name_both_shapes(aae, labelled, words):
+    with pytest.raises(ValueError) as info:
+        generative.AAEState.create(aae(), (3,), jax.random.key(0), labelled=labelled)
+    assert words in str(info.value)
+
+
+def test_bad_specification_arguments():
+    with pytest.raises(ValueError, match="unknown loss 'wgan'"):
+        _tiny(loss="wgan")
+    with pytest.raises(TypeError, match="prior"):
+        _tiny(prior=3)
+    with pytest.raises(TypeError, match="discriminator"):
+        generative.AdversarialAutoencoder(nn.Dense(2), nn.Dense(3), "D",
+                                          generative.gaussian_prior(2))
+
+
+# ------------------------------------------------------------------------------ one step by hand
+
+def _dense(p, x):
+    return x @ p["kernel"] + p["bias"]
+
+
+def _reference_step(state, x, labels, prior, lr, classes):
+    """The three phases with plain jnp and SGD, the keys drawn as make_aae_step documents."""
+    softplus = jax.nn.softplus
+    k_recon, k_disc, _ = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
+    del k_recon  # Dense layers draw nothing
+    k_prior = jax.random.split(k_disc, 4)[0]
+    enc, dec = state.ae_params["encoder"], state.ae_params["decoder"]
+    d = state.d_params
+    sgd = lambda p, g: jax.tree.map(lambda a, b: a - lr * b, p, g)  # noqa: E731
+
+    def recon(ae):
+        x_hat = _dense(ae["decoder"], jnp.tanh(_dense(ae["encoder"], x)))
+        return jnp.mean((x_hat - x) ** 2)
+
+    rl, g = jax.value_and_grad(recon)({"encoder": enc, "decoder": dec})
+    enc, dec = sgd(enc, g["encoder"]), sgd(dec, g["decoder"])
+    z_fake = jnp.tanh(_dense(enc, x))
+    if labels is None:
+        z_real = jax.random.normal(jax.random.wrap_key_data(k_prior), z_fake.shape)
+        extra = jnp.zeros((len(x), 0))
+    else:
+        noise = jax.random.split(k_prior)[1]
+        z_real = jnp.asarray(prior.centers)[labels] + prior.std * jax.random.normal(
+            jax.random.wrap_key_data(noise), z_fake.shape)
+        extra = jax.nn.one_hot(labels, classes)
+
+    def disc(p, z):
+        h = jnp.tanh(_dense(p["dense_0"], jnp.concatenate([z, extra], 1)))
+        return _dense(p["dense_1"], h)[:, 0]
+
+    def d_obj(p):
+        return jnp.mean(softplus(-disc(p, z_real)) + softplus(disc(p, z_fake)))
+
+    dl, g = jax.value_and_grad(d_obj)(d)
+    d = sgd(d, g)
+    gl, g = jax.value_and_grad(lambda e: jnp.mean(softplus(-disc(d, jnp.tanh(_dense(e, x))))))(enc)
+    enc = sgd(enc, g)
+    return {"encoder": enc, "decoder": dec}, d, {"recon_loss": rl, "d_loss": dl, "g_loss": gl}
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+@pytest.mark.parametrize("jit", [True, False])
+def test_one_step_matches_a_hand_written_three_phase_step(labelled, jit):
+    lr = 0.1
+    prior = generative.mixture_prior(3, std=0.3) if labelled else generative.gaussian_prior(2)
+    aae = _tiny(prior=prior, ae_optimizer=optim.sgd(lr), d_optimizer=optim.sgd(lr),
+                g_optimizer=optim.sgd(lr))
+    x = jax.random.normal(jax.random.key(3), (6, 3))
+    labels = jnp.array([0, 1, 2, 2, 1, 0]) if labelled else None
+    state = generative.AAEState.create(aae, (3,), jax.random.key(4), labelled=labelled)
+    state = state._replace(step=jnp.int32(5))
+    ae_ref, d_ref, logs_ref = _reference_step(state, x, labels, prior, lr, 3)
+    step = generative.make_aae_step(aae, donate=False, jit=jit)
+    new, logs = step(state, x if labels is None else (x, labels))
+    for got, want in ((new.ae_params, ae_ref), (new.d_params, d_ref)):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     got, want)
+    for name, want in logs_ref.items():
+        np.testing.assert_allclose(logs[name], want, rtol=1e-5, atol=1e-6)
+    assert int(new.step) == 6 and set(logs) == {*logs_ref, "d_real", "d_fake"}
+
+
+# ------------------------------------------------------------------------------ the trainer
+
+def _blobs(n=240, seed=0):
+    """Three separated classes in 4-D."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    means = np.array([[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0]])
+    return (means[y] + 0.3 * rng.normal(size=(n, 4))).astype(np.float32), y
+
+
+def _mlp_aae(prior, data_dim=4, width=32):
+    return generative.AdversarialAutoencoder(
+        nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(2)]),
+        nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(data_dim)]),
+        nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(1)]), prior)
+
+
+def test_labels_put_each_class_on_its_own_component():
+    x, y = _blobs()
+    prior = generative.mixture_prior(3, radius=3.0, std=0.3)
+    trainer = generative.AAETrainer(_mlp_aae(prior))
+    history = trainer.fit(x, y, epochs=60, batch_size=48, verbose=0)
+    codes = trainer.encode(x)
+    centers = np.asarray(prior.centers)
+    nearest = np.linalg.norm(codes[:, None] - centers[None], axis=2).argmin(1)
+    assert (nearest == y).mean() >= 0.9, (nearest == y).mean()
+    assert set(history.history) == {"recon_loss", "d_loss", "g_loss", "d_real", "d_fake"}
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
+        trainer.fit(x, np.full(len(x), 3), epochs=61, initial_epoch=60, verbose=0)
+    with pytest.raises(ValueError, match="without labels"):
+        trainer.fit(x, epochs=61, initial_epoch=60, verbose=0)
+    samples = trainer.sample(6, seed=0, labels=np.array([0, 1, 2, 0, 1, 2]))
+    assert samples.shape == (6, 4)
+
+
+def _leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(u), np.asarray(v))
+               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def test_resume_through_model_checkpoint_is_bit_identical(tmp_path):
+    x, _ = _blobs(n=100)
+    aae = _mlp_aae(generative.gaussian_prior(2), width=16)
+    full = generative.AAETrainer(aae)
+    full.fit(x, epochs=4, batch_size=32, seed=3, verbose=0)
+    first = generative.AAETrainer(aae)
+    first.fit(x, epochs=2, batch_size=32, seed=3, verbose=0,
+              callbacks=[train.ModelCheckpoint(tmp_path, monitor="recon_loss")])
+    fresh = generative.AAETrainer(aae)
+    fresh.restore(tmp_path)
+    assert fresh.epoch == 2 and fresh.data_shape == (4,)
+    fresh.fit(x, epochs=4, batch_size=32, seed=3, verbose=0, initial_epoch=fresh.epoch)
+    assert _leaves_equal(fresh.state, full.state)
+    assert not _leaves_equal(first.state, full.state)  # the resumed part did train
+
+
+def test_reduce_lr_on_plateau_lowers_all_three_optimizers():
+    x, _ = _blobs(n=64)
+    trainer = generative.AAETrainer(_mlp_aae(generative.gaussian_prior(2), width=8))
+    trainer.fit(x, epochs=3, batch_size=32, verbose=0, callbacks=[
+        train.ReduceLROnPlateau(monitor="d_real", mode="min", factor=0.5, patience=0,
+                                min_delta=1.0)])  # never "improves": lowered every epoch
+    for field in generative.AAETrainer.optimizer_fields:
+        m = optim.get_hyperparams(getattr(trainer.state, field))["lr_multiplier"]
+        assert float(m) < 1.0, field
+
+
+# ------------------------------------------------------------------------------ digits targets
+
+def _digits_nets(width=128):
+    enc = nn.Sequential([nn.Flatten(), nn.Dense(width, activation="relu"),
+                         nn.Dense(width, activation="relu"), nn.Dense(2)])
+    dec = nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(width, activation="relu"),
+                         nn.Dense(64, activation="sigmoid"), nn.Reshape((8, 8, 1))])
+    disc = nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(width, activation="relu"),
+                          nn.Dense(1)])
+    return enc, dec, disc
+
+
+def _code_statistics(codes, reference):
+    """``max |mean|``, ``max |cov - I|`` (entrywise max norm) and MMD to prior draws."""
+    cov = np.cov(np.asarray(codes, np.float64).T)
+    return (float(np.abs(codes.mean(0)).max()), float(np.abs(cov - np.eye(2)).max()),
+            metrics.mmd(codes, reference))
+
+
+def _plain_autoencoder_codes(epochs, width):
+    (x, _), (x_test, _) = data.load_digits()
+    enc, dec, _ = _digits_nets(width)
+    trainer = train.Trainer(nn.Sequential([enc, dec]), "mse", optim.adam(1e-3))
+    trainer.fit(x, x, epochs=epochs, batch_size=128, verbose=0)
+    params, state = trainer.state.params["sequential_0"], trainer.state.model_state
+    return np.asarray(enc.apply(params, state.get("sequential_0", {}), x_test)[0])
+
+
+def _digits_aae_codes(epochs, width, labelled=False, seed=0):
+    (x, y), (x_test, y_test) = data.load_digits()
+    enc, dec, disc = _digits_nets(width)
+    prior = generative.mixture_prior(10) if labelled else generative.gaussian_prior(2)
+    trainer = generative.AAETrainer(generative.AdversarialAutoencoder(enc, dec, disc, prior))
+    trainer.fit(x, y if labelled else None, epochs=epochs, batch_size=128, seed=seed, verbose=0)
+    return trainer.encode(x_test), y_test, prior
+
+
+def test_digits_aae_codes_move_toward_the_prior_quick():
+    epochs, width = 8, 64
+    reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), 1000))
+    codes, _, _ = _digits_aae_codes(epochs, width)
+    mean, cov, mmd = _code_statistics(codes, reference)
+    _, plain_cov, plain_mmd = _code_statistics(_plain_autoencoder_codes(epochs, width), reference)
+    assert mmd < 0.5 * plain_mmd, (mmd, plain_mmd)
+    assert mean < 0.5 and cov < 0.75 and cov < 0.5 * plain_cov, (mean, cov, plain_cov)
+
+
+@pytest.mark.slow
+def test_digits_aae_targets():
+    """Issue 13: |mean| <= 0.25, max |cov - I| <= 0.35, MMD <= half the plain AE's; 85 %."""
+    reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), 2000))
+    codes, _, _ = _digits_aae_codes(150, 128)
+    mean, cov, mmd = _code_statistics(codes, reference)
+    plain = _code_statistics(_plain_autoencoder_codes(150, 128), reference)[2]
+    assert mean <= 0.25 and cov <= 0.35 and mmd <= 0.5 * plain, (mean, cov, mmd, plain)
+    codes, y_test, prior = _digits_aae_codes(150, 128, labelled=True)
+    centers = np.asarray(prior.centers)
+    nearest = np.linalg.norm(codes[:, None] - centers[None], axis=2).argmin(1)
+    assert (nearest == y_test).mean() >= 0.85, (nearest == y_test).mean()
+
+
+def test_aae_digits_example_smoke(tmp_path):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parent.parent / "examples" / "aae_digits.py"
+    spec = importlib.util.spec_from_file_location("aae_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(epochs=2, width=16, out_dir=tmp_path, verbose=0)
+    assert {"gaussian", "mixture"} <= set(out)
+    assert math.isfinite(out["gaussian"]["mmd"]) and 0 <= out["mixture"]["nearest_own"] <= 1
+    assert len(list(tmp_path.glob("*.png"))) == 4
