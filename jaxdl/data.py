@@ -7,9 +7,9 @@ takes an integer ``seed`` and gives the same result for the same arguments on
 every run and machine.
 
 Toy sets (``make_xor`` with ``n``, ``make_moons``, ``make_spirals``,
-``make_gaussian_mixture``) return their examples in a seeded random order, so
-any prefix or suffix (e.g. a validation split) holds every class; their class
-counts differ by at most one.
+``make_gaussian_mixture``, ``make_gaussian_grid``) return their examples in a
+seeded random order, so any prefix or suffix (e.g. a validation split) holds
+every class; their class counts differ by at most one.
 
 Example:
     >>> from jaxdl import data
@@ -39,6 +39,8 @@ __all__ = [
     "make_spirals",
     "make_gaussian_mixture",
     "gaussian_mixture_centers",
+    "make_gaussian_grid",
+    "gaussian_grid_centers",
     "load_idx",
     "batches",
     "epoch_permutation",
@@ -358,6 +360,67 @@ def make_gaussian_mixture(n: int = 1000, modes: int = 8, radius: float = 2.0,
     rng = np.random.default_rng(seed)
     mode = _balanced_assignment(rng, n, modes)
     centers = gaussian_mixture_centers(modes, radius).astype(np.float64)
+    x = centers[mode] + std * rng.standard_normal((n, 2))
+    return x.astype(np.float32), mode
+
+
+def gaussian_grid_centers(side: int = 5, spacing: float = 2.0) -> np.ndarray:
+    """Centers of a ``side`` x ``side`` square grid centred on the origin.
+
+    Center ``side * i + j`` is ``spacing * (i - (side - 1) / 2, j - (side - 1) / 2)``:
+    for ``side=5, spacing=2`` the coordinates run over -4, -2, 0, 2, 4 (the 25-mode
+    grid of the VEEGAN and PacGAN papers).
+
+    Args:
+        side: points per row and column, >= 1.
+        spacing: distance between neighbouring centers, >= 0.
+
+    Returns:
+        float32 array of shape ``(side * side, 2)``.
+
+    Example:
+        >>> gaussian_grid_centers(2, 2.0).tolist()
+        [[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]]
+    """
+    owner = "gaussian_grid_centers"
+    side = _checks.positive_int(owner, "side", side)
+    spacing = _checks.non_negative_float(owner, "spacing", spacing)
+    coords = spacing * (np.arange(side) - (side - 1) / 2.0)
+    grid = np.stack(np.meshgrid(coords, coords, indexing="ij"), axis=-1).reshape(-1, 2)
+    return grid.astype(np.float32)
+
+
+def make_gaussian_grid(n: int = 1000, side: int = 5, spacing: float = 2.0,
+                       std: float = 0.02, seed: int = 0):
+    """Points from ``side * side`` gaussians on a square grid: the 2-D GAN grid target.
+
+    Points are spread evenly over the modes (counts differ by at most one), in
+    a seeded random order; point ``i`` is ``centers[mode[i]] + std * N(0, I)``
+    with the centers of :func:`gaussian_grid_centers`.
+
+    Args:
+        n: number of points, > 0.
+        side: gaussians per row and column, >= 1.
+        spacing: distance between neighbouring centers, >= 0.
+        std: standard deviation of each gaussian (isotropic), >= 0.
+        seed: non-negative integer seed.
+
+    Returns:
+        ``(x, mode)``: float32 points of shape ``(n, 2)`` and the int32 index
+        of the gaussian each came from, shape ``(n,)``.
+
+    Example:
+        >>> x, mode = make_gaussian_grid(1000, side=5, seed=0)
+        >>> x.shape, len(np.unique(mode)), float(np.abs(x).max()) < 4.2
+        ((1000, 2), 25, True)
+    """
+    owner = "make_gaussian_grid"
+    n = _checks.positive_int(owner, "n", n)
+    std = _checks.non_negative_float(owner, "std", std)
+    seed = _checks.non_negative_int(owner, "seed", seed)
+    centers = gaussian_grid_centers(side, spacing).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    mode = _balanced_assignment(rng, n, len(centers))
     x = centers[mode] + std * rng.standard_normal((n, 2))
     return x.astype(np.float32), mode
 

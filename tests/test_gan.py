@@ -286,3 +286,14 @@ def test_a_short_ring_run_moves_the_samples_onto_the_circle():
     after = np.abs(np.linalg.norm(trainer.sample(1000, seed=1), axis=1) - 2.0).mean()
     # Measured: 1.79 -> 0.33 (an untrained generator puts its samples near the origin).
     assert after < 0.35 * before, (before, after)
+
+
+def test_the_gaussian_grid_has_25_balanced_modes_two_apart():
+    centers = data.gaussian_grid_centers(5, 2.0)
+    assert centers.shape == (25, 2)
+    np.testing.assert_array_equal(np.unique(centers[:, 0]), [-4.0, -2.0, 0.0, 2.0, 4.0])
+    gaps = np.linalg.norm(centers[:, None] - centers[None], axis=-1) + 9 * np.eye(25)
+    assert gaps.min() == 2.0
+    x, mode = data.make_gaussian_grid(1000, std=0.02, seed=3)
+    assert x.dtype == np.float32 and np.bincount(mode).tolist() == [40] * 25
+    assert np.abs(x - centers[mode]).max() < 0.02 * 5  # each point near its own centre
