@@ -191,8 +191,9 @@ def test_image_grid_tiles_and_scales_by_the_display_rule():
     assert grid.shape == (3 * 3 - 1, 2 * 4 - 1, 1)
     np.testing.assert_array_equal(grid[0:2, 0:3, 0], 0.0)   # sample 0: top left, [0, 1] as is
     np.testing.assert_array_equal(grid[3:5, 4:7, 0], 0.25)  # sample 3: row 1, column 1
-    np.testing.assert_array_equal(grid[6:8, 4:7, 0], 1.0)   # the unused cell and gaps: white
+    np.testing.assert_array_equal(grid[6:8, 4:7, 0], 1.0)   # the unused cell and gaps: fill
     np.testing.assert_array_equal(grid[2, :, 0], 1.0)
+    np.testing.assert_array_equal(callbacks.image_grid(images, 2, fill=0.0)[:, 3, 0], 0.0)
     tanh = callbacks.image_grid(2 * images - 1, columns=2)   # [-1, 1] maps onto [0, 1]
     np.testing.assert_allclose(tanh, grid, atol=1e-7)
     wide = callbacks.image_grid(10 * images, columns=2)      # otherwise min..max

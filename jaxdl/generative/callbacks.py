@@ -44,12 +44,14 @@ def _display_range(images: np.ndarray) -> tuple[float, float]:
     return low, max(high, low + 1e-12)
 
 
-def image_grid(images: Any, columns: Optional[int] = None, pad: int = 1) -> np.ndarray:
+def image_grid(images: Any, columns: Optional[int] = None, pad: int = 1,
+               fill: float = 1.0) -> np.ndarray:
     """Tile ``(n, H, W, C)`` images into one ``(rows*(H+pad)-pad, cols*(W+pad)-pad, C)`` array.
 
     Values are scaled to ``[0, 1]`` by :func:`save_samples`' display rule; the
-    padding and unused cells are 1 (white). ``columns`` defaults to
-    ``ceil(sqrt(n))``.
+    padding and unused cells hold ``fill`` (``save_samples`` passes the value
+    its colour map draws light grey for grey images, drawn ink-dark, and 1,
+    white, for RGB). ``columns`` defaults to ``ceil(sqrt(n))``.
 
     Example:
         >>> image_grid(np.zeros((5, 2, 2, 1))).shape   # 3 columns, 2 rows, 1-pixel gaps
@@ -61,7 +63,7 @@ def image_grid(images: Any, columns: Optional[int] = None, pad: int = 1) -> np.n
     rows = math.ceil(n / columns)
     low, high = _display_range(images)
     scaled = np.clip((images - low) / (high - low), 0.0, 1.0)
-    grid = np.ones((rows * (h + pad) - pad, columns * (w + pad) - pad, c), np.float32)
+    grid = np.full((rows * (h + pad) - pad, columns * (w + pad) - pad, c), fill, np.float32)
     for i in range(n):
         r, col = divmod(i, columns)
         grid[r * (h + pad):r * (h + pad) + h, col * (w + pad):col * (w + pad) + w] = scaled[i]
@@ -94,8 +96,11 @@ def _scatter(ax: Any, points: np.ndarray, real: Optional[np.ndarray],
                        linewidths=0)
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.3)
-    if real is not None or labels is not None:
-        ax.legend(loc="best", fontsize=7, markerscale=max(1.0, 8.0 / size), ncol=2)
+    if labels is not None:  # beside the plot: one entry per class would hide points
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                  markerscale=max(1.0, 8.0 / size))
+    elif real is not None:
+        ax.legend(loc="best", fontsize=8, markerscale=max(1.0, 8.0 / size))
 
 
 def save_samples(samples: Any, path: str | os.PathLike, real: Any = None,
@@ -146,11 +151,12 @@ def save_samples(samples: Any, path: str | os.PathLike, real: Any = None,
         fig, ax = plt.subplots(figsize=(5, 5))
         _scatter(ax, samples, None if real is None else _points(owner, "real", real), labels)
     else:
-        grid = image_grid(samples, columns)
+        grey = samples.shape[-1] == 1  # drawn ink-dark: 1 black, 0 white, the gaps light grey
+        grid = image_grid(samples, columns, fill=0.2 if grey else 1.0)
         fig, ax = plt.subplots(figsize=(min(12.0, 0.5 + grid.shape[1] / 10),
                                         min(12.0, 0.5 + grid.shape[0] / 10)))
-        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray_r" if
-                  grid.shape[-1] == 1 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.imshow(grid[..., 0] if grey else grid, cmap="gray_r" if grey else None,
+                  vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.axis("off")
     if title:
         ax.set_title(title)
