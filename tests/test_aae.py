@@ -15,7 +15,6 @@ import pytest
 from jaxdl import data, generative, nn, optim, train
 from jaxdl.generative import metrics
 
-
 # ------------------------------------------------------------------------------ priors
 
 def test_gaussian_prior_draws_standard_normal_codes():
@@ -211,17 +210,18 @@ def _leaves_equal(a, b):
 
 
 def test_resume_through_model_checkpoint_is_bit_identical(tmp_path):
-    x, _ = _blobs(n=100)
+    x, _ = _blobs(n=96)
     aae = _mlp_aae(generative.gaussian_prior(2), width=16)
+    run = dict(batch_size=32, seed=3, verbose=0, steps_per_execution="epoch")
     full = generative.AAETrainer(aae)
-    full.fit(x, epochs=4, batch_size=32, seed=3, verbose=0)
+    full.fit(x, epochs=4, **run)
     first = generative.AAETrainer(aae)
-    first.fit(x, epochs=2, batch_size=32, seed=3, verbose=0,
-              callbacks=[train.ModelCheckpoint(tmp_path, monitor="recon_loss")])
+    first.fit(x, epochs=2, callbacks=[train.ModelCheckpoint(tmp_path, monitor="recon_loss")],
+              **run)
     fresh = generative.AAETrainer(aae)
     fresh.restore(tmp_path)
     assert fresh.epoch == 2 and fresh.data_shape == (4,)
-    fresh.fit(x, epochs=4, batch_size=32, seed=3, verbose=0, initial_epoch=fresh.epoch)
+    fresh.fit(x, epochs=4, initial_epoch=fresh.epoch, **run)
     assert _leaves_equal(fresh.state, full.state)
     assert not _leaves_equal(first.state, full.state)  # the resumed part did train
 
@@ -275,13 +275,13 @@ def _digits_aae_codes(epochs, width, labelled=False, seed=0):
 
 
 def test_digits_aae_codes_move_toward_the_prior_quick():
-    epochs, width = 8, 64
+    epochs, width = 20, 128
     reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), 1000))
     codes, _, _ = _digits_aae_codes(epochs, width)
     mean, cov, mmd = _code_statistics(codes, reference)
     _, plain_cov, plain_mmd = _code_statistics(_plain_autoencoder_codes(epochs, width), reference)
     assert mmd < 0.5 * plain_mmd, (mmd, plain_mmd)
-    assert mean < 0.5 and cov < 0.75 and cov < 0.5 * plain_cov, (mean, cov, plain_cov)
+    assert mean < 0.5 and cov < 0.1 * plain_cov, (mean, cov, plain_cov)
 
 
 @pytest.mark.slow
@@ -305,7 +305,7 @@ def test_aae_digits_example_smoke(tmp_path):
     spec = importlib.util.spec_from_file_location("aae_digits", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = module.main(epochs=2, width=16, out_dir=tmp_path, verbose=0)
+    out = module.main(epochs=1, width=8, out_dir=tmp_path, verbose=0)
     assert {"gaussian", "mixture"} <= set(out)
     assert math.isfinite(out["gaussian"]["mmd"]) and 0 <= out["mixture"]["nearest_own"] <= 1
     assert len(list(tmp_path.glob("*.png"))) == 4
