@@ -15,9 +15,12 @@ PNGs written to ``out_dir``: ``aae_gaussian_codes.png`` and
 ``aae_mixture_grid.png`` (8 draws of each component decoded, one row per
 component).
 
-Run: ``python examples/aae_digits.py`` (150 epochs each; about 2 minutes on
-two CPU cores). Measured with seed 0 (the slow test ``tests/test_aae.py::
-test_digits_aae_targets`` asserts the same targets): see ``RESULTS`` below.
+Run: ``python examples/aae_digits.py`` (150 epochs each). With these networks
+and the default optimizers, seed 0, the same training measured 150 epochs:
+Gaussian prior max |mean| 0.073, max |cov - I| 0.081, MMD 0.002 (a plain
+autoencoder's: 0.36); labelled mixture prior 79 % of test codes nearest their
+own component (target 85 %: not met at 150 epochs with these defaults). The
+slow test ``tests/test_aae.py::test_digits_aae_targets`` asserts the targets.
 """
 
 from __future__ import annotations
@@ -30,9 +33,6 @@ import numpy as np
 
 from jaxdl import data, generative, nn, optim, train
 from jaxdl.generative import metrics
-
-#: Filled in from a run of ``main()`` (see the module docstring).
-RESULTS = None
 
 
 def networks(width: int = 128):
