@@ -55,14 +55,17 @@ LOG_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 def default_optimizer() -> optax.GradientTransformation:
-    """The default of both of a GAN's optimizers: ``optim.adam(1e-3, b1=0.5)``.
+    """The default of both of a GAN's optimizers: ``optim.adam(1e-3)``.
 
-    Adam with a short memory for the gradient's mean (``b1=0.5``, Radford et
-    al.'s DCGAN setting) follows the moving target of the other network more
-    closely than ``b1=0.9``; with ``lr=1e-3`` the 8-Gaussian ring of
-    ``examples/gan_ring.py`` is learned within a few thousand steps.
+    The issue-13 baseline for the 2-D targets (all 8 ring modes on every
+    seed). Measured on the ring (seed 0, 4,000 steps, 128-128 MLPs): 54.5 %
+    high-quality samples with ``b1=0.9`` against 29.5 % and a lost mode with
+    DCGAN's ``b1=0.5``. A drop of the rate at the end of training helps more
+    (70.8 %): pass ``optim.adam(optim.schedules.piecewise_constant(1e-3,
+    {int(0.7 * steps): 0.1}))`` when the length of the run is known
+    (``examples/gan_ring.py``).
     """
-    return optim.adam(1e-3, b1=0.5)
+    return optim.adam(1e-3)
 
 
 def _is_layer(obj: Any) -> bool:
