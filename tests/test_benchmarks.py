@@ -25,6 +25,8 @@ def _run(script, args, tmp_path):
                         "--contestants", "jaxdl step,jaxdl fit,raw JAX"],
      "| TINY b32 | jaxdl fit |"),
     ("bench_kernels.py", ["--smoke"], "matmul"),
+    ("bench_gan.py", ["--quick", "--rounds", "1", "--seconds", "0.05",
+                      "--contestants", "jaxdl step"], "| jaxdl step |"),
 ])
 def test_smallest_benchmark_runs(script, args, expect, tmp_path):
     """CI's variant: one workload, one round; the scripts' wiring and report, not the numbers."""
