@@ -195,8 +195,9 @@ class ReduceLROnPlateau(Callback):
     :func:`jaxdl.optim.set_hyperparams`, so it works with every jaxdl and
     optax optimizer and never recompiles (a trainer with several optimizers, such
     as a GAN's, lowers all of them together: see ``EpochTrainer.optimizer_fields``).
-    ``cooldown`` epochs follow each reduction before counting again. The multiplier never goes below ``min_multiplier``. The current
-    multiplier is logged as ``lr_multiplier``.
+    ``cooldown`` epochs follow each reduction before counting again. The
+    multiplier never goes below ``min_multiplier``. The current multiplier is
+    logged as ``lr_multiplier``.
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
@@ -257,8 +258,8 @@ class TerminateOnNaN(Callback):
     """Stop training as soon as a loss is NaN or infinite.
 
     The losses are the logged training values named ``loss`` or ending in
-    ``_loss`` (a GAN's ``d_loss`` and ``g_loss``). Checked after every executed chunk of steps and at the end of each epoch.
-    The epoch in progress ends (its line is printed), then this callback's
+    ``_loss`` (a GAN's ``d_loss`` and ``g_loss``). Checked after every executed
+    chunk of steps and at the end of each epoch. The epoch in progress ends (its line is printed), then this callback's
     message follows it.
 
     Attributes:
