@@ -259,8 +259,8 @@ class TerminateOnNaN(Callback):
 
     The losses are the logged training values named ``loss`` or ending in
     ``_loss`` (a GAN's ``d_loss`` and ``g_loss``). Checked after every executed
-    chunk of steps and at the end of each epoch. The epoch in progress ends (its line is printed), then this callback's
-    message follows it.
+    chunk of steps and at the end of each epoch. The epoch in progress ends (its
+    line is printed), then this callback's message follows it.
 
     Attributes:
         terminated: whether it stopped the run.
