@@ -39,6 +39,7 @@ import numpy as np
 from jaxdl import _checks, checkpoint
 from jaxdl import data as _data
 from jaxdl.train.executors import StepRunner
+from jaxdl.train.inputs import short_repr
 from jaxdl.train.progress import EpochProgress
 
 __all__ = ["History", "CallbackList", "EpochPlan", "plan_epoch", "EpochTrainer",
@@ -97,11 +98,6 @@ class History:
         return path
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 _HOOKS = ("set_trainer", "on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end",
           "on_train_end", "state_dict", "load_state_dict")
 
@@ -125,7 +121,8 @@ class CallbackList:
             callbacks = [callbacks]
         if not isinstance(callbacks, (list, tuple)):
             raise TypeError(f"{owner}: callbacks must be a list of Callback instances, got "
-                            f"{_short(callbacks)}. Write callbacks=[train.EarlyStopping(), ...].")
+                            f"{short_repr(callbacks)}. Write "
+                            f"callbacks=[train.EarlyStopping(), ...].")
         for i, cb in enumerate(callbacks):
             if isinstance(cb, type):
                 raise TypeError(f"{owner}: callbacks[{i}] is the class {cb.__name__}, not an "
@@ -133,7 +130,7 @@ class CallbackList:
             missing = [h for h in _HOOKS if not hasattr(cb, h)]
             if missing:
                 raise TypeError(f"{owner}: callbacks[{i}] must be a Callback instance, got "
-                                f"{_short(cb)} (no {', '.join(missing)}). Subclass "
+                                f"{short_repr(cb)} (no {', '.join(missing)}). Subclass "
                                 f"jaxdl.train.Callback and override the hooks you need.")
         self.callbacks = list(callbacks)
 

@@ -61,7 +61,7 @@ class TrainState(NamedTuple):
             >>> int(state.step)
             0
         """
-        key = _raw_key(key)
+        key = raw_key(key)
         init_key, step_key = jax.random.split(key)
         params, model_state = model.init(init_key, input_shape)
         return cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
@@ -110,8 +110,14 @@ def mask_frozen(model: Any, optimizer: optax.GradientTransformation
     return optax.GradientTransformation(init, update)
 
 
-def _raw_key(key: PRNGKey) -> Array:
-    """Key data (uint32) of a typed or raw key: serializable and jit-friendly."""
+def raw_key(key: PRNGKey) -> Array:
+    """Key data (uint32) of a typed key, a raw key or an int seed: what a training
+    state stores, since it serializes into checkpoints and passes through jit.
+
+    >>> import jax
+    >>> raw_key(jax.random.key(0)).dtype, raw_key(0).shape
+    (dtype('uint32'), (2,))
+    """
     if isinstance(key, int):
         key = jax.random.PRNGKey(key)
     if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):

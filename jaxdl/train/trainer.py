@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import _checks, checkpoint, nn, optim
+from jaxdl import _checks, checkpoint, optim
 from jaxdl import losses as _losses
-from jaxdl.train import executors
+from jaxdl.train import executors, inputs
 from jaxdl.train import metrics as _metrics
+from jaxdl.train.inputs import short_repr
 from jaxdl.train.loop import EpochTrainer, History
 from jaxdl.train.progress import format_logs
 from jaxdl.train.state import TrainState, make_eval_step, make_train_step, resolve_loss
@@ -38,51 +39,6 @@ def _num_examples(owner: str, x, y) -> int:
     if n == 0:
         raise ValueError(f"{owner}: the data are empty (0 examples).")
     return n
-
-
-def _host_array(owner: str, name: str, a) -> np.ndarray:
-    try:
-        out = np.asarray(a)
-    except ValueError as e:  # a ragged nested list
-        raise ValueError(f"{owner}: {name} must be an array (n, ...) or a rectangular nested "
-                         f"list of rows, got a {type(a).__name__} numpy cannot make into one "
-                         f"array ({e}). Give every row the same shape, or pass a tuple of "
-                         f"arrays for a multi-input model.") from None
-    if out.dtype == object or out.ndim == 0:
-        raise ValueError(f"{owner}: {name} must be a numeric array (n, ...) or a rectangular "
-                         f"nested list of numbers, got {type(a).__name__} {_short(a)}. Convert "
-                         f"it with np.asarray(..., dtype=np.float32).")
-    return out
-
-
-def _short(a) -> str:
-    text = repr(a)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _host(owner: str, name: str, x):
-    """Host numpy data: a tuple means several inputs; anything else (an array, a list of
-    rows) becomes one array."""
-    if isinstance(x, tuple):
-        return tuple(_host_array(owner, f"{name}[{i}]", a) for i, a in enumerate(x))
-    return _host_array(owner, name, x)
-
-
-def _check_finite(owner: str, name: str, x) -> None:
-    """Raise if a floating array of ``x`` holds NaN or inf, naming it and the first bad index."""
-    for label, a in (((f"{name}[{i}]", a) for i, a in enumerate(x)) if isinstance(x, tuple)
-                     else ((name, x),)):
-        if not jnp.issubdtype(a.dtype, jnp.floating):
-            continue
-        bad = ~np.isfinite(a)
-        if not bad.any():
-            continue
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = f"row {first[0]}" + (f", position {first[1:]}" if len(first) > 1 else "")
-        raise ValueError(f"{owner}: {label} holds a non-finite value ({a[first]}) at {where} "
-                         f"({int(bad.sum())} non-finite values in all). NaN or inf in the data "
-                         f"makes the loss or the weights NaN; drop those rows or impute the "
-                         f"values (e.g. np.nan_to_num) first.")
 
 
 def _input_shape(x):
@@ -116,8 +72,8 @@ def _load_source(owner: str, source: Any) -> tuple[Any, Any]:
         saved = tree.get("train_state") if isinstance(tree, Mapping) else None
         if not isinstance(saved, Mapping) or "params" not in saved:
             raise ValueError(f"{owner}: {path!r} holds no train_state with params (its top "
-                             f"level is {_short(list(tree) if isinstance(tree, Mapping) else tree)}"
-                             f"); pass a checkpoint written by Trainer.save or ModelCheckpoint, "
+                             f"level is "
+                             f"{short_repr(list(tree) if isinstance(tree, Mapping) else tree)}); pass a checkpoint written by Trainer.save or ModelCheckpoint, "
                              f"or a params tree.")
         return saved["params"], saved.get("model_state")
     if isinstance(source, tuple) and len(source) == 2:
@@ -125,7 +81,8 @@ def _load_source(owner: str, source: Any) -> tuple[Any, Any]:
     if isinstance(source, Mapping):
         return source, None
     raise TypeError(f"{owner}: source must be a params dict, a (params, model_state) pair or a "
-                    f"checkpoint path, got {_short(source)}. Pass e.g. other_trainer.state.params.")
+                    f"checkpoint path, got {short_repr(source)}. Pass e.g. "
+                    f"other_trainer.state.params.")
 
 
 def _has_entry(tree: Any, into: Optional[str]) -> bool:
@@ -147,7 +104,7 @@ def _place(owner: str, label: str, target: Any, source: Any, into: Optional[str]
     names = [] if into is None else into.split("/")
     if not _has_entry(target, into):
         raise ValueError(f"{owner}: into={into!r} names no entry of the model's {label}; its "
-                         f"entries are {_short(sorted(_flat(target)))}. Use a layer name from "
+                         f"entries are {short_repr(sorted(_flat(target)))}. Use a layer name from "
                          f"model.names (nested with '/').")
     sub = target
     for name in names:
@@ -240,7 +197,7 @@ class Trainer(EpochTrainer):
         if model is None or not (hasattr(model, "init") and hasattr(model, "apply")):
             raise TypeError(f"Trainer: model must be a layer with init(key, input_shape) and "
                             f"apply(params, state, x), e.g. nn.Sequential([...]); got "
-                            f"{_short(model)}.")
+                            f"{short_repr(model)}.")
         optimizer = optim.adam(1e-3) if optimizer is None else optimizer
         if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
             raise TypeError(f"Trainer: optimizer must be an optax GradientTransformation "
@@ -351,13 +308,7 @@ class Trainer(EpochTrainer):
         return skipped
 
     def _scan_friendly(self) -> bool:
-        """Whether fused (``lax.scan``) execution is fast for this model on this backend.
-
-        A layer declares ``scan_friendly = False`` when it runs much slower
-        inside a loop body on XLA:CPU (convolutions: jax-ml/jax#12868, 2.6 vs
-        19.8 steps/s for the benchmark CNN); elsewhere every model fuses.
-        """
-        return jax.default_backend() != "cpu" or nn.scan_friendly(self.model)
+        return inputs.fuses_well(self.model)
 
     # ------------------------------------------------------------------ data checks
 
@@ -468,10 +419,10 @@ class Trainer(EpochTrainer):
     def _fit_data(self, x, y, validation_split, validation_data):
         """Checked host copies: ``(x, y, n, validation_data or None)``."""
         owner = "Trainer.fit"
-        x, y = _host(owner, "x", x), _host(owner, "y", y)
+        x, y = inputs.host_data(owner, "x", x), inputs.host_data(owner, "y", y)
         n = _num_examples(owner, x, y)
-        _check_finite(owner, "x", x)
-        _check_finite(owner, "y", y)
+        inputs.check_finite(owner, "x", x)
+        inputs.check_finite(owner, "y", y)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"{owner}: validation_split must be in [0, 1), got "
                              f"{validation_split}.")
@@ -486,12 +437,12 @@ class Trainer(EpochTrainer):
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{owner}: validation_data must be a pair (x_val, y_val), got "
-                                 f"{_short(validation_data)}.")
-            validation_data = (_host(owner, "validation x", validation_data[0]),
-                               _host(owner, "validation y", validation_data[1]))
+                                 f"{short_repr(validation_data)}.")
+            validation_data = (inputs.host_data(owner, "validation x", validation_data[0]),
+                               inputs.host_data(owner, "validation y", validation_data[1]))
             _num_examples(f"{owner} (validation_data)", *validation_data)
-            _check_finite(owner, "validation x", validation_data[0])
-            _check_finite(owner, "validation y", validation_data[1])
+            inputs.check_finite(owner, "validation x", validation_data[0])
+            inputs.check_finite(owner, "validation y", validation_data[1])
         return x, y, n, validation_data
 
     # ------------------------------------------------------------------ evaluate / predict
@@ -503,10 +454,10 @@ class Trainer(EpochTrainer):
         padding masked out, so every example counts once.
         """
         owner = "Trainer.evaluate"
-        x, y = _host(owner, "x", x), _host(owner, "y", y)
+        x, y = inputs.host_data(owner, "x", x), inputs.host_data(owner, "y", y)
         n = _num_examples(owner, x, y)
-        _check_finite(owner, "x", x)
-        _check_finite(owner, "y", y)
+        inputs.check_finite(owner, "x", x)
+        inputs.check_finite(owner, "y", y)
         self.require_state("evaluate")
         self._ensure_built("evaluate", x, 0)
         self._check_labels("evaluate", y)
@@ -531,11 +482,11 @@ class Trainer(EpochTrainer):
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Model outputs for ``x`` in inference mode, as a numpy array ``(n, ...)``."""
         owner = "Trainer.predict"
-        x = _host(owner, "x", x)
+        x = inputs.host_data(owner, "x", x)
         n = len(x[0] if isinstance(x, tuple) else x)
         if n == 0:
             raise ValueError(f"{owner}: the data are empty (0 examples).")
-        _check_finite(owner, "x", x)
+        inputs.check_finite(owner, "x", x)
         batch_size = min(_checks.positive_int(owner, "batch_size", batch_size), n)
         self.require_state("predict")
         self._ensure_built("predict", x, 0)
