@@ -73,7 +73,8 @@ def _load_source(owner: str, source: Any) -> tuple[Any, Any]:
         if not isinstance(saved, Mapping) or "params" not in saved:
             raise ValueError(f"{owner}: {path!r} holds no train_state with params (its top "
                              f"level is "
-                             f"{short_repr(list(tree) if isinstance(tree, Mapping) else tree)}); pass a checkpoint written by Trainer.save or ModelCheckpoint, "
+                             f"{short_repr(list(tree) if isinstance(tree, Mapping) else tree)}); pass a "
+                             f"checkpoint written by Trainer.save or ModelCheckpoint, "
                              f"or a params tree.")
         return saved["params"], saved.get("model_state")
     if isinstance(source, tuple) and len(source) == 2:
