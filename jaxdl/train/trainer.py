@@ -71,11 +71,10 @@ def _load_source(owner: str, source: Any) -> tuple[Any, Any]:
             tree = checkpoint.restore(path)
         saved = tree.get("train_state") if isinstance(tree, Mapping) else None
         if not isinstance(saved, Mapping) or "params" not in saved:
+            top = short_repr(list(tree) if isinstance(tree, Mapping) else tree)
             raise ValueError(f"{owner}: {path!r} holds no train_state with params (its top "
-                             f"level is "
-                             f"{short_repr(list(tree) if isinstance(tree, Mapping) else tree)}); pass a "
-                             f"checkpoint written by Trainer.save or ModelCheckpoint, "
-                             f"or a params tree.")
+                             f"level is {top}); pass a checkpoint written by Trainer.save or "
+                             f"ModelCheckpoint, or a params tree.")
         return saved["params"], saved.get("model_state")
     if isinstance(source, tuple) and len(source) == 2:
         return source
