@@ -22,9 +22,12 @@ Contestants, each only when importable:
   any JAX library adds to;
 * ``Flax NNX``: ``nnx.Module`` + two ``nnx.Optimizer`` + ``nnx.jit``;
 * ``PyTorch``: ``torch.nn`` + ``torch.optim.Adam`` (fused when available), 2
-  threads, the discriminator's weights frozen during the generator update and
-  the generator's forward under ``no_grad`` in the discriminator update (what a
-  careful PyTorch user writes).
+  threads (``--torch-threads``), the discriminator's weights frozen during the
+  generator update and the generator's forward under ``no_grad`` in the
+  discriminator update (what a careful PyTorch user writes). On a machine
+  whose cores are oversubscribed, torch's OpenMP threads wait on each other:
+  its step time then grows tenfold with 2 threads but not with 1, so compare
+  ``--torch-threads 1`` before reading a large × PyTorch ratio.
 
 Rounds interleave the contestants, so a noisy neighbour hurts all alike; each
 figure is the median over rounds of steps per second after a warm-up that
@@ -215,12 +218,12 @@ def c_flax_nnx():
     return run
 
 
-def c_pytorch():
+def c_pytorch(threads: int = 2):
     try:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     tnn, F = torch.nn, torch.nn.functional
 
@@ -290,9 +293,10 @@ def calibrate(run, target_seconds: float) -> int:
     return steps
 
 
-def measure(names, rounds: int, target_seconds: float) -> dict:
+def measure(names, rounds: int, target_seconds: float, torch_threads: int = 2) -> dict:
     """``{name: median steps/s}`` over ``rounds`` interleaved rounds; None when skipped."""
-    runners = {name: CONTESTANTS[name]() for name in names}
+    runners = {name: CONTESTANTS[name](torch_threads) if name == "PyTorch" else
+               CONTESTANTS[name]() for name in names}
     steps = {name: calibrate(run, target_seconds) for name, run in runners.items() if run}
     samples = {name: [] for name in steps}
     for _ in range(rounds):
@@ -337,6 +341,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="target seconds per round")
     p.add_argument("--contestants", default=None, help="comma-separated names, e.g. "
                    "'jaxdl step,raw JAX'")
+    p.add_argument("--torch-threads", type=int, default=2,
+                   help="PyTorch's intra-op threads (default 2, as bench_train)")
     p.add_argument("--out", default=None, help="append the markdown table to this file")
     a = p.parse_args(argv)
     names = list(CONTESTANTS) if not a.contestants else a.contestants.split(",")
@@ -346,9 +352,10 @@ def main(argv=None) -> int:
     rounds = a.rounds or (2 if a.quick else 7)
     seconds = a.seconds or (0.15 if a.quick else 1.0)
     print(environment())
-    results = measure(names, rounds, seconds)
+    results = measure(names, rounds, seconds, a.torch_threads)
     md = table(results)
-    print(f"\nring GAN step, batch {BATCH}, median of {rounds} interleaved rounds\n")
+    print(f"\nring GAN step, batch {BATCH}, median of {rounds} interleaved rounds, "
+          f"PyTorch on {a.torch_threads} threads\n")
     print(md)
     print(verdict(results))
     if a.out:
