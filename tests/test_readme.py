@@ -15,3 +15,6 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
     assert (tmp_path / "curves.png").exists()
     assert namespace["fresh"].epoch == 4
+    assert namespace["samples"].shape == (1000, 2)           # the GAN section
+    assert list((tmp_path / "gan_samples").glob("samples_epoch_3.png"))
+    assert namespace["codes"].shape == (len(namespace["x_test"]), 2)
