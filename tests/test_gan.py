@@ -61,6 +61,10 @@ def test_state_create_builds_both_networks_and_optimizers():
     ({"d_steps": 0}, ValueError, "d_steps"),
     ({"pack": 0}, ValueError, "pack"),
     ({"gp_weight": -1.0}, ValueError, "gp_weight"),
+    ({"r1_weight": -1.0}, ValueError, "r1_weight"),
+    ({"g_ema_decay": 1.0}, ValueError, r"g_ema_decay. must be a number in \[0, 1\).*got 1.0"),
+    ({"g_ema_decay": -0.1}, ValueError, "g_ema_decay"),
+    ({"g_ema_decay": "0.9"}, ValueError, "g_ema_decay"),
     ({"g_optimizer": "adam"}, TypeError, "g_optimizer. must be an optax GradientTransformation"),
 ])
 def test_gan_rejects_bad_arguments(kwargs, error, match):
@@ -218,6 +222,49 @@ def test_d_steps_updates_the_discriminator_that_many_times_per_step():
     assert int(st.d_opt_state[0][0].count) == 4 and int(st.g_opt_state[0][0].count) == 2
 
 
+def test_the_generator_average_is_the_bias_corrected_ema_of_numpy():
+    beta = 0.6
+    gan = _gan(g_ema_decay=beta)
+    st = generative.GANState.create(gan, (2,), jax.random.key(0))
+    _leaves_equal(st.g_ema_params, st.g_params)  # a copy before the first update
+    step = generative.make_gan_step(gan, donate=False)
+    x = jnp.asarray(_ring(16))
+    history = []
+    for t in range(1, 5):
+        st, _ = step(st, x)
+        history.append([np.asarray(leaf, np.float64) for leaf in jax.tree.leaves(st.g_params)])
+        # m_t = beta m_{t-1} + (1 - beta) theta_t from m_0 = 0, divided by 1 - beta^t:
+        # the mean of theta_1..theta_t weighted by beta^(t - s).
+        weights = np.array([beta ** (t - s) for s in range(1, t + 1)])
+        for j, leaf in enumerate(jax.tree.leaves(st.g_ema_params)):
+            want = sum(w * h[j] for w, h in zip(weights, history, strict=True)) / weights.sum()
+            np.testing.assert_allclose(leaf, want, rtol=1e-5, atol=1e-6, err_msg=f"t={t}")
+    assert not np.allclose(jax.tree.leaves(st.g_ema_params)[0], history[-1][0])
+    off = _gan(g_ema_decay=None)
+    st = generative.GANState.create(off, (2,), jax.random.key(0))
+    assert st.g_ema_params == {} and not off.averaging and not _gan(g_ema_decay=0).averaging
+    st, _ = generative.make_gan_step(off)(st, x)
+    assert st.g_ema_params == {}
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_numpy():
+    gan = _gan(r1_weight=1.0)
+    st = generative.GANState.create(gan, (2,), jax.random.key(1))
+    x = _ring(6).astype(np.float64)
+    got = generative.gan.r1_penalty(gan, st.d_params, st.d_state, jnp.asarray(x), None)
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), st.d_params)
+    w0, b0, w1 = p["dense_0"]["kernel"], p["dense_0"]["bias"], p["dense_1"]["kernel"]
+    grad = ((1 - np.tanh(x @ w0 + b0) ** 2) * w1[:, 0]) @ w0.T  # d/dx of tanh(x w0 + b0) w1
+    np.testing.assert_allclose(got, np.sum(grad ** 2, axis=1), rtol=1e-5)
+    # The step adds r1_weight / 2 x its mean to the discriminator's loss.
+    x32 = jnp.asarray(_ring(16))
+    losses = [float(generative.make_gan_step(_gan(r1_weight=w), donate=False)(st, x32)[1]
+                    ["d_loss"]) for w in (0.0, 4.0)]
+    want = 2.0 * float(np.mean(generative.gan.r1_penalty(gan, st.d_params, st.d_state, x32,
+                                                         None)))
+    np.testing.assert_allclose(losses[1] - losses[0], want, rtol=1e-4)
+
+
 def test_wasserstein_gp_adds_the_weighted_penalty_to_the_critic_loss():
     x = jnp.asarray(_ring(16))
     losses = {}
@@ -273,6 +320,11 @@ def test_sample_is_deterministic_batched_and_compiled_once(count_compiles):
     z = jax.random.normal(jax.random.key(3), (64, LATENT))
     np.testing.assert_allclose(a, _mlp_by_hand(trainer.state.g_params, z)[:50], rtol=1e-5,
                                atol=1e-6)
+    trainer.fit(_ring(64), epochs=1, batch_size=16, verbose=0)  # now the average differs
+    st = trainer.state
+    for averaged, params in ((True, st.g_ema_params), (False, st.g_params)):
+        np.testing.assert_allclose(trainer.sample(50, seed=3, batch_size=16, averaged=averaged),
+                                   _mlp_by_hand(params, z)[:50], rtol=1e-5, atol=1e-6)
 
 
 def test_a_short_ring_run_moves_the_samples_onto_the_circle():
