@@ -29,9 +29,12 @@ Contestants, each only when importable:
   its step time then grows tenfold with 2 threads but not with 1, so compare
   ``--torch-threads 1`` before reading a large × PyTorch ratio.
 
-Rounds interleave the contestants, so a noisy neighbour hurts all alike; each
-figure is the median over rounds of steps per second after a warm-up that
-compiles. Ratios are to raw JAX and to PyTorch from the same run.
+Rounds interleave the contestants, so a noisy neighbour hurts all alike, and
+each round starts one contestant later than the one before: on a busy machine
+the position in a round moved a contestant by 20 % (whoever ran right after
+PyTorch lost, whoever ran first gained). Each figure is the median over rounds
+of steps per second after a warm-up that compiles. Ratios are to raw JAX and
+to PyTorch from the same run.
 
 Usage::
 
@@ -299,8 +302,9 @@ def measure(names, rounds: int, target_seconds: float, torch_threads: int = 2) -
                CONTESTANTS[name]() for name in names}
     steps = {name: calibrate(run, target_seconds) for name, run in runners.items() if run}
     samples = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name in steps:
+    order = list(steps)
+    for r in range(rounds):  # each round starts one contestant later: no fixed neighbour
+        for name in order[r % len(order):] + order[:r % len(order)]:
             start = time.perf_counter()
             runners[name](steps[name])
             samples[name].append(steps[name] / (time.perf_counter() - start))
