@@ -18,7 +18,6 @@ from jaxdl import data, generative, nn, optim, train
 from jaxdl.generative import objectives
 
 LATENT = 2
-RING_STEPS = 6000  # the target recipe's length (examples/gan_ring.py)
 
 
 def _mlp(out, width=8):
@@ -369,9 +368,10 @@ def test_gan_ring_example_smoke(tmp_path):
     ex = _example()
     out = ex.main(seeds=1, steps=500, out=str(tmp_path), variants=["non_saturating"],
                   targets=("ring",), width=32, lr=3e-3)
-    modes, hq, _ = out["rows"][("ring", "non_saturating")][0]
-    # Measured (2, 0.0008); an untrained generator's samples sit near 0: no mode at all.
-    assert modes >= 1 and hq > 0, (modes, hq)
+    ring = out["samples"][("ring", "non_saturating")]
+    # An untrained generator's samples sit near the origin (mean |r - 2| about 1.8, see the
+    # test above); after 500 steps they have moved out towards the circle (measured 0.90).
+    assert np.abs(np.linalg.norm(ring, axis=1) - 2.0).mean() < 1.3
     assert out["pngs"] and all(pathlib.Path(p).stat().st_size > 0 for p in out["pngs"])
     assert "non_saturating" in out["table"]
 
@@ -383,9 +383,10 @@ def test_ring_and_grid_targets():
     ring, grid = [], []
     for seed in range(5):
         x, centers = ex.target("ring", ex.STEPS_PER_EPOCH * 128, seed)
-        ring.append(ex.coverage(ex.train_gan(x, RING_STEPS, seed), centers, seed))
+        ring.append(ex.coverage(ex.train_gan(x, ex.STEPS, seed), centers, seed))
         x, centers = ex.target("grid", ex.STEPS_PER_EPOCH * 128, seed)
-        grid.append(ex.coverage(ex.train_gan(x, RING_STEPS, seed), centers, seed))
+        grid.append(ex.coverage(ex.train_gan(x, ex.STEPS, seed), centers, seed))
+        print("seed", seed, "ring", ring[-1], "grid", grid[-1], flush=True)
     assert all(m == 8 for m, _, _ in ring), ring
     assert np.mean([hq for _, hq, _ in ring]) >= 0.80, ring
     assert np.mean([m for m, _, _ in grid]) >= 23, grid
