@@ -5,7 +5,9 @@ generator) with plain jnp matmuls and SGD; the training tests assert what was
 learned (codes that follow the prior, classes on their own components).
 """
 
+import importlib.util
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +15,6 @@ import numpy as np
 import pytest
 
 from jaxdl import data, generative, nn, optim, train
-from jaxdl.generative import metrics
 
 # ------------------------------------------------------------------------------ priors
 
@@ -192,9 +193,8 @@ def test_labels_put_each_class_on_its_own_component():
     trainer = generative.AAETrainer(_mlp_aae(prior))
     history = trainer.fit(x, y, epochs=60, batch_size=48, verbose=0)
     codes = trainer.encode(x)
-    centers = np.asarray(prior.centers)
-    nearest = np.linalg.norm(codes[:, None] - centers[None], axis=2).argmin(1)
-    assert (nearest == y).mean() >= 0.9, (nearest == y).mean()
+    own = EXAMPLE.nearest_own(codes, y, np.asarray(prior.centers))
+    assert own >= 0.9, own
     assert set(history.history) == {"recon_loss", "d_loss", "g_loss", "d_real", "d_fake"}
     with pytest.raises(ValueError, match=r"labels must be in \[0, 2\]"):
         trainer.fit(x, np.full(len(x), 3), epochs=61, initial_epoch=60, verbose=0)
@@ -209,27 +209,62 @@ def _leaves_equal(a, b):
                for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+def _load_example():
+    path = pathlib.Path(__file__).parent.parent / "examples" / "aae_digits.py"
+    spec = importlib.util.spec_from_file_location("aae_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLE = _load_example()  # the digits networks and statistics have their one home there
+SMALL = dict(width=32, n=256, batch_size=128)  # the example's smoke run uses the same
+
+
+def _small_digits():
+    (x, _), (x_test, _) = data.load_digits()
+    return x[:SMALL["n"]], x_test
+
+
+def _small_aae():
+    """The example's networks at width 32 with a Gaussian prior.
+
+    Equal specifications share one compiled step (AAETrainer caches it), so
+    every quick test below and the example's smoke run compile it once.
+    """
+    return generative.AdversarialAutoencoder(*EXAMPLE.networks(SMALL["width"]),
+                                             generative.gaussian_prior(2))
+
+
+def test_trainers_of_equal_specifications_share_the_compiled_step():
+    a, b = generative.AAETrainer(_small_aae()), generative.AAETrainer(_small_aae())
+    assert _small_aae() == _small_aae() and a._runner is b._runner
+    other = generative.AdversarialAutoencoder(*EXAMPLE.networks(SMALL["width"]),
+                                              generative.gaussian_prior(2),
+                                              g_optimizer=optim.adam(1e-3))
+    assert generative.AAETrainer(other)._runner is not a._runner
+
+
 def test_resume_through_model_checkpoint_is_bit_identical(tmp_path):
-    x, _ = _blobs(n=96)
-    aae = _mlp_aae(generative.gaussian_prior(2), width=16)
-    run = dict(batch_size=32, seed=3, verbose=0, steps_per_execution="epoch")
-    full = generative.AAETrainer(aae)
+    x, _ = _small_digits()
+    run = dict(batch_size=SMALL["batch_size"], seed=3, verbose=0)
+    full = generative.AAETrainer(_small_aae())
     full.fit(x, epochs=4, **run)
-    first = generative.AAETrainer(aae)
+    first = generative.AAETrainer(_small_aae())
     first.fit(x, epochs=2, callbacks=[train.ModelCheckpoint(tmp_path, monitor="recon_loss")],
               **run)
-    fresh = generative.AAETrainer(aae)
+    fresh = generative.AAETrainer(_small_aae())
     fresh.restore(tmp_path)
-    assert fresh.epoch == 2 and fresh.data_shape == (4,)
+    assert fresh.epoch == 2 and fresh.data_shape == (8, 8, 1)
     fresh.fit(x, epochs=4, initial_epoch=fresh.epoch, **run)
     assert _leaves_equal(fresh.state, full.state)
     assert not _leaves_equal(first.state, full.state)  # the resumed part did train
 
 
 def test_reduce_lr_on_plateau_lowers_all_three_optimizers():
-    x, _ = _blobs(n=64)
-    trainer = generative.AAETrainer(_mlp_aae(generative.gaussian_prior(2), width=8))
-    trainer.fit(x, epochs=3, batch_size=32, verbose=0, callbacks=[
+    x, _ = _small_digits()
+    trainer = generative.AAETrainer(_small_aae())
+    trainer.fit(x, epochs=3, batch_size=SMALL["batch_size"], verbose=0, callbacks=[
         train.ReduceLROnPlateau(monitor="d_real", mode="min", factor=0.5, patience=0,
                                 min_delta=1.0)])  # never "improves": lowered every epoch
     for field in generative.AAETrainer.optimizer_fields:
@@ -239,73 +274,40 @@ def test_reduce_lr_on_plateau_lowers_all_three_optimizers():
 
 # ------------------------------------------------------------------------------ digits targets
 
-def _digits_nets(width=128):
-    enc = nn.Sequential([nn.Flatten(), nn.Dense(width, activation="relu"),
-                         nn.Dense(width, activation="relu"), nn.Dense(2)])
-    dec = nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(width, activation="relu"),
-                         nn.Dense(64, activation="sigmoid"), nn.Reshape((8, 8, 1))])
-    disc = nn.Sequential([nn.Dense(width, activation="relu"), nn.Dense(width, activation="relu"),
-                          nn.Dense(1)])
-    return enc, dec, disc
+def test_digits_aae_codes_match_the_prior_quick():
+    """A small version of the issue's Gaussian target: 256 digits, width 32, 1,600 steps.
 
-
-def _code_statistics(codes, reference):
-    """``max |mean|``, ``max |cov - I|`` (entrywise max norm) and MMD to prior draws."""
-    cov = np.cov(np.asarray(codes, np.float64).T)
-    return (float(np.abs(codes.mean(0)).max()), float(np.abs(cov - np.eye(2)).max()),
-            metrics.mmd(codes, reference))
-
-
-def _plain_autoencoder_codes(epochs, width):
-    (x, _), (x_test, _) = data.load_digits()
-    enc, dec, _ = _digits_nets(width)
-    trainer = train.Trainer(nn.Sequential([enc, dec]), "mse", optim.adam(1e-3))
-    trainer.fit(x, x, epochs=epochs, batch_size=128, verbose=0)
-    params, state = trainer.state.params["sequential_0"], trainer.state.model_state
-    return np.asarray(enc.apply(params, state.get("sequential_0", {}), x_test)[0])
-
-
-def _digits_aae_codes(epochs, width, labelled=False, seed=0):
-    (x, y), (x_test, y_test) = data.load_digits()
-    enc, dec, disc = _digits_nets(width)
-    prior = generative.mixture_prior(10) if labelled else generative.gaussian_prior(2)
-    trainer = generative.AAETrainer(generative.AdversarialAutoencoder(enc, dec, disc, prior))
-    trainer.fit(x, y if labelled else None, epochs=epochs, batch_size=128, seed=seed, verbose=0)
-    return trainer.encode(x_test), y_test, prior
-
-
-def test_digits_aae_codes_move_toward_the_prior_quick():
-    epochs, width = 20, 128
-    reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), 1000))
-    codes, _, _ = _digits_aae_codes(epochs, width)
-    mean, cov, mmd = _code_statistics(codes, reference)
-    _, plain_cov, plain_mmd = _code_statistics(_plain_autoencoder_codes(epochs, width), reference)
-    assert mmd < 0.5 * plain_mmd, (mmd, plain_mmd)
-    assert mean < 0.5 and cov < 0.1 * plain_cov, (mean, cov, plain_cov)
+    The same recipe as the example (default rates, a tenth of them for the last
+    30 %); the bounds are looser than the full run's (seeds 0 and 1 measured
+    max |mean| 0.11 / 0.18, max |cov - I| 0.53 / 0.08, MMD 0.025 / 0.009
+    against a plain autoencoder's ~0.57).
+    """
+    x, x_test = _small_digits()
+    epochs = 800
+    trainer = generative.AAETrainer(_small_aae())
+    EXAMPLE.fit_with_drop(trainer, x, None, epochs, seed=0, verbose=0)
+    reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), len(x_test)))
+    got = EXAMPLE.code_statistics(trainer.encode(x_test), reference)
+    plain = EXAMPLE.plain_autoencoder_mmd(x, x_test, epochs, SMALL["width"], reference)
+    assert got["mmd"] < 0.25 * plain, (got, plain)
+    assert got["mean"] < 0.4 and got["cov"] < 0.75, got
 
 
 @pytest.mark.slow
-def test_digits_aae_targets():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digits_aae_targets(seed, tmp_path):
     """Issue 13: |mean| <= 0.25, max |cov - I| <= 0.35, MMD <= half the plain AE's; 85 %."""
-    reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), 2000))
-    codes, _, _ = _digits_aae_codes(150, 128)
-    mean, cov, mmd = _code_statistics(codes, reference)
-    plain = _code_statistics(_plain_autoencoder_codes(150, 128), reference)[2]
-    assert mean <= 0.25 and cov <= 0.35 and mmd <= 0.5 * plain, (mean, cov, mmd, plain)
-    codes, y_test, prior = _digits_aae_codes(150, 128, labelled=True)
-    centers = np.asarray(prior.centers)
-    nearest = np.linalg.norm(codes[:, None] - centers[None], axis=2).argmin(1)
-    assert (nearest == y_test).mean() >= 0.85, (nearest == y_test).mean()
+    results = EXAMPLE.main(out_dir=tmp_path, seed=seed)  # 200 epochs, width 128
+    g, own = results["gaussian"], results["mixture"]["nearest_own"]
+    assert g["mean"] <= 0.25 and g["cov"] <= 0.35 and g["mmd"] <= 0.5 * g["plain_mmd"], g
+    assert own >= 0.85, own
 
 
 def test_aae_digits_example_smoke(tmp_path):
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).parent.parent / "examples" / "aae_digits.py"
-    spec = importlib.util.spec_from_file_location("aae_digits", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = module.main(epochs=1, width=8, out_dir=tmp_path, verbose=0)
+    out = EXAMPLE.main(epochs=1, width=SMALL["width"], out_dir=tmp_path,
+                       train_size=SMALL["n"])
     assert {"gaussian", "mixture"} <= set(out)
     assert math.isfinite(out["gaussian"]["mmd"]) and 0 <= out["mixture"]["nearest_own"] <= 1
-    assert len(list(tmp_path.glob("*.png"))) == 4
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "aae_gaussian_codes.png", "aae_gaussian_grid.png", "aae_mixture_codes.png",
+        "aae_mixture_grid.png"]
