@@ -67,8 +67,10 @@ def default_optimizer() -> optax.GradientTransformation:
     high-quality samples with ``b1=0.9`` against 29.5 % and a lost mode with
     DCGAN's ``b1=0.5``. A drop of the rate at the end of training helps more
     (70.8 %): pass ``optim.adam(optim.schedules.piecewise_constant(1e-3,
-    {int(0.7 * steps): 0.1}))`` when the length of the run is known
-    (``examples/gan_ring.py``).
+    {int(0.7 * steps): 0.1}))`` when the length of the run is known. The
+    recipe that meets issue 13's ring target (all 8 modes on 5 seeds, 81.4 %
+    high-quality samples) adds ``r1_weight=0.1`` and trains 10,000 steps, with
+    the default ``g_ema_decay`` (``examples/gan_ring.py``).
     """
     return optim.adam(1e-3)
 
