@@ -376,17 +376,25 @@ def test_gan_ring_example_smoke(tmp_path):
     assert "non_saturating" in out["table"]
 
 
+def _coverage_over_seeds(ex, target_name, seeds=range(5)):
+    results = []
+    for seed in seeds:
+        x, centers = ex.target(target_name, ex.STEPS_PER_EPOCH * 128, seed)
+        results.append(ex.coverage(ex.train_gan(x, ex.STEPS, seed), centers, seed))
+        print(target_name, "seed", seed, results[-1], flush=True)
+    return results
+
+
 @pytest.mark.slow
-def test_ring_and_grid_targets():
-    """Issue 13: ring, all 8 modes on each of 5 seeds and >= 80 % HQ; grid >= 23 of 25."""
-    ex = _example()
-    ring, grid = [], []
-    for seed in range(5):
-        x, centers = ex.target("ring", ex.STEPS_PER_EPOCH * 128, seed)
-        ring.append(ex.coverage(ex.train_gan(x, ex.STEPS, seed), centers, seed))
-        x, centers = ex.target("grid", ex.STEPS_PER_EPOCH * 128, seed)
-        grid.append(ex.coverage(ex.train_gan(x, ex.STEPS, seed), centers, seed))
-        print("seed", seed, "ring", ring[-1], "grid", grid[-1], flush=True)
+def test_ring_target():
+    """Issue 13: the ring, non_saturating, all 8 modes on each of 5 seeds and >= 80 % HQ."""
+    ring = _coverage_over_seeds(_example(), "ring")
     assert all(m == 8 for m, _, _ in ring), ring
     assert np.mean([hq for _, hq, _ in ring]) >= 0.80, ring
+
+
+@pytest.mark.slow
+def test_grid_target():
+    """Issue 13: the 5x5 grid, >= 23 of 25 modes on average over 5 seeds (not met yet)."""
+    grid = _coverage_over_seeds(_example(), "grid")
     assert np.mean([m for m, _, _ in grid]) >= 23, grid
