@@ -92,10 +92,10 @@ class AdversarialAutoencoder:
     codes' max |mean| moves between snapshots (0.04-0.9); dropping the rates
     to a tenth for the last 30 % of the epochs settles it: 200 epochs, drop
     at 140: max |mean| 0.155 / 0.040, max |cov - I| 0.12 / 0.11, labelled
-    89.7 % / 90.8 % (seeds 0 / 1; the issue's targets: 0.25, 0.35, 85 %). The issue's report agrees on the
-    direction: ``b1 = 0.5`` matched the prior far worse, adversarial rates of
-    ``2e-4`` did not match it in 150 epochs.
-    Each is chained with ``optim.lr_multiplier()`` inside, so
+    89.7 % / 90.8 % (seeds 0 / 1; the issue's targets: 0.25, 0.35, 85 %).
+    The issue's report agrees on the direction: ``b1 = 0.5`` matched the
+    prior far worse, adversarial rates of ``2e-4`` did not match it in 150
+    epochs. Each is chained with ``optim.lr_multiplier()`` inside, so
     ``ReduceLROnPlateau`` lowers all three together.
     """
 
