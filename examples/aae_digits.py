@@ -16,8 +16,8 @@ PNGs written to ``out_dir``: ``aae_gaussian_codes.png`` and
 component).
 
 Both train 200 epochs at jaxdl's default rates, then at a tenth of them for
-the last 30 % (:func:`fit_with_drop`; at constant rates the Gaussian codes'
-mean wanders between snapshots).
+the last 30 % (``AAETrainer.fit(..., lr_drop=(0.7, 0.1))``; at constant
+rates the Gaussian codes' mean wanders between snapshots).
 
 Run: ``python examples/aae_digits.py`` (seed 0; about a minute on 2 CPU
 cores). Measured with ``main(seed=s)`` for seeds 0 / 1: Gaussian prior max
@@ -102,30 +102,11 @@ def _grid(path, images, rows, title):
     plt.close(fig)
 
 
-def fit_with_drop(trainer, x, y, epochs, seed, verbose, drop_at=0.7):
-    """Train at the default rates, then at a tenth of them for the last 30 % of the epochs.
-
-    The adversarial game keeps the codes' statistics moving with a step of the
-    order of the rate (the mean of the Gaussian-prior codes wandered between
-    0.04 and 0.87 from one 20-epoch snapshot to the next at the default
-    rates); the drop lets them settle. It lowers the ``lr_multiplier`` that
-    every optimizer of the AAE is chained with, as ReduceLROnPlateau does.
-    """
-    drop = int(drop_at * epochs)
-    run = dict(batch_size=128, seed=seed, verbose=verbose)
-    trainer.fit(x, y, epochs=drop, **run)
-    state = trainer.state
-    trainer.state = state._replace(**{
-        field: optim.set_hyperparams(getattr(state, field), lr_multiplier=0.1)
-        for field in trainer.optimizer_fields})
-    return trainer.fit(x, y, epochs=epochs, initial_epoch=drop, **run)
-
-
 def gaussian_run(digits, epochs, width, out_dir, seed, verbose) -> dict:
     (x, _), (x_test, y_test) = digits
     prior = generative.gaussian_prior(2)
     trainer = generative.AAETrainer(generative.AdversarialAutoencoder(*networks(width), prior))
-    fit_with_drop(trainer, x, None, epochs, seed, verbose)
+    trainer.fit(x, epochs=epochs, batch_size=128, seed=seed, verbose=verbose, lr_drop=(0.7, 0.1))
     codes = trainer.encode(x_test)
     reference = np.asarray(prior(jax.random.key(123), len(x_test)))  # equal sizes for the MMD
     out = code_statistics(codes, reference)
@@ -148,7 +129,8 @@ def mixture_run(digits, epochs, width, out_dir, seed, verbose) -> dict:
     (x, y), (x_test, y_test) = digits
     prior = generative.mixture_prior(10)
     trainer = generative.AAETrainer(generative.AdversarialAutoencoder(*networks(width), prior))
-    fit_with_drop(trainer, x, y, epochs, seed, verbose)
+    trainer.fit(x, y, epochs=epochs, batch_size=128, seed=seed, verbose=verbose,
+                lr_drop=(0.7, 0.1))
     codes = trainer.encode(x_test)
     _scatter(out_dir / "aae_mixture_codes.png", codes, y_test,
              np.asarray(prior(jax.random.key(123), 2000)),

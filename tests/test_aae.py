@@ -285,7 +285,7 @@ def test_digits_aae_codes_match_the_prior_quick():
     x, x_test = _small_digits()
     epochs = 800
     trainer = generative.AAETrainer(_small_aae())
-    EXAMPLE.fit_with_drop(trainer, x, None, epochs, seed=0, verbose=0)
+    trainer.fit(x, epochs=epochs, batch_size=128, seed=0, verbose=0, lr_drop=(0.7, 0.1))
     reference = np.asarray(generative.gaussian_prior(2)(jax.random.key(123), len(x_test)))
     got = EXAMPLE.code_statistics(trainer.encode(x_test), reference)
     plain = EXAMPLE.plain_autoencoder_mmd(x, x_test, epochs, SMALL["width"], reference)

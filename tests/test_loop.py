@@ -254,3 +254,20 @@ def test_terminate_on_nan_watches_every_loss_a_trainer_logs():
     h = t.fit(x, epochs=5, callbacks=[stop])
     assert stop.terminated and np.isnan(stop.loss)
     assert len(h.history["a_loss"]) == 1
+
+
+def test_learning_rate_scheduler_sets_every_optimizer_from_the_epoch():
+    x = np.abs(_low_rank_data(n=32, dim=3))
+    t = TwoNetworkTrainer(0.05, 0.01)
+    h = t.fit(x, epochs=3, callbacks=[train.LearningRateScheduler(lambda e, m: 0.5 ** e)])
+    assert h.history["lr_multiplier"] == [1.0, 0.5, 0.25]
+    for field in ("a_opt", "b_opt"):
+        assert float(optim.get_hyperparams(getattr(t.state, field))["lr_multiplier"]) == 0.25
+    # The rate really used: an epoch at multiplier 0 leaves the weights unchanged.
+    before = jax.tree.map(np.asarray, t.state.a_params)
+    t.fit(x, epochs=1, callbacks=[train.LearningRateScheduler(lambda e, m: 0.0)])
+    np.testing.assert_array_equal(before["w"], np.asarray(t.state.a_params["w"]))
+    with pytest.raises(ValueError, match=r"schedule\(0, 0.0\) returned nan"):
+        t.fit(x, epochs=1, callbacks=[train.LearningRateScheduler(lambda e, m: float("nan"))])
+    with pytest.raises(TypeError, match="schedule must be a function"):
+        train.LearningRateScheduler(0.1)

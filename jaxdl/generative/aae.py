@@ -36,12 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import _checks, checkpoint, nn, optim
+from jaxdl import _checks, checkpoint, optim
 from jaxdl import losses as _losses
 from jaxdl._typing import Array, Params, State
 from jaxdl.generative import objectives
-from jaxdl.train import executors
+from jaxdl.train import executors, inputs
+from jaxdl.train.callbacks import LearningRateScheduler
 from jaxdl.train.loop import EpochTrainer, History
+from jaxdl.train.state import raw_key
 
 __all__ = ["AdversarialAutoencoder", "AAEState", "make_aae_step", "AAETrainer"]
 
@@ -207,7 +209,7 @@ class AAEState(NamedTuple):
         """
         owner = "AAEState.create"
         data_shape = _checks.shape_tuple(owner, data_shape)
-        k_enc, k_dec, k_d, step_key = jax.random.split(_key_data(key), 4)
+        k_enc, k_dec, k_d, step_key = jax.random.split(raw_key(key), 4)
         dim = aae.code_dim
         enc = aae.encoder.init(k_enc, data_shape)
         _check_shape(owner, "encoder", aae.encoder, enc, data_shape, (dim,),
@@ -228,14 +230,6 @@ class AAEState(NamedTuple):
                    d_opt_state=d_tx.init(disc[0]), g_opt_state=g_tx.init(enc[0]),
                    key=step_key)
 
-
-def _key_data(key: Any) -> Array:
-    """uint32 key data from a typed key, raw key data or an int seed."""
-    if _checks.is_int(key):
-        return jax.random.PRNGKey(key)
-    if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    return jnp.asarray(key)
 
 
 def _out_shape(layer, variables, in_shape) -> tuple:
@@ -412,16 +406,6 @@ def make_aae_step(aae: AdversarialAutoencoder, donate: bool = True, jit: bool = 
 
 # ------------------------------------------------------------------------------ the trainer
 
-def _host_data(owner: str, x: Any) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"{owner}: x must be a non-empty array (n, ...) of examples, got "
-                         f"shape {x.shape}. Add the batch axis (x[None] for one example).")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{owner}: x holds {int((~np.isfinite(x)).sum())} non-finite values; "
-                         f"drop those rows or impute them (np.nan_to_num) first.")
-    return x
-
 
 def _host_labels(owner: str, y: Any, n: int, classes: int) -> np.ndarray:
     y = np.asarray(y)
@@ -463,6 +447,23 @@ def _compiled(aae: AdversarialAutoencoder) -> tuple:
         return _shared_compiled(aae)
     except TypeError:  # unhashable field
         return _compile(aae)
+
+
+def _with_lr_drop(owner: str, callbacks: Any, lr_drop: Any, epochs: int) -> list:
+    """``callbacks`` (as a list) plus the scheduler of ``lr_drop``, if any."""
+    callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else (
+        [] if callbacks is None else [callbacks])
+    if lr_drop is None:
+        return callbacks
+    ok = (isinstance(lr_drop, tuple) and len(lr_drop) == 2
+          and all(_checks.is_real(v) for v in lr_drop)
+          and 0 <= lr_drop[0] <= 1 and lr_drop[1] >= 0)
+    if not ok:
+        raise ValueError(f"{owner}: lr_drop must be None or a pair (at, factor) with at in "
+                         f"[0, 1] (a fraction of the epochs) and factor >= 0, got {lr_drop!r}.")
+    at, factor = round(float(lr_drop[0]) * epochs), float(lr_drop[1])
+    return callbacks + [LearningRateScheduler(
+        lambda epoch, multiplier: multiplier * factor if epoch == at else multiplier)]
 
 
 class AAETrainer(EpochTrainer):
@@ -519,20 +520,26 @@ class AAETrainer(EpochTrainer):
                              f"{'with' if labelled else 'without'} labels. Create a new "
                              f"AAETrainer for other data.")
 
-    def _scan_friendly(self) -> bool:
-        return jax.default_backend() != "cpu" or all(
-            nn.scan_friendly(m) for m in (self.aae.encoder, self.aae.decoder,
-                                          self.aae.discriminator))
-
     def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = 128,
             callbacks: Any = (), seed: int = 0, verbose: int = 1, initial_epoch: int = 0,
-            steps_per_execution: Any = "auto", shuffle: bool = True) -> History:
+            steps_per_execution: Any = "auto", shuffle: bool = True,
+            lr_drop: Optional[tuple[float, float]] = None) -> History:
         """Train for epochs ``initial_epoch .. epochs-1`` (arguments as ``Trainer.fit``).
 
         Args:
             x: examples ``(n, *data_shape)``.
             y: optional int labels ``(n,)``: example ``i``'s prior sample comes
                 from component ``y_i``, and the discriminator sees the one-hot label.
+            lr_drop: ``(at, factor)``: from epoch ``round(at * epochs)`` on, all
+                three optimizers run at ``factor`` times their rates (a
+                :class:`jaxdl.train.LearningRateScheduler` multiplying the
+                ``lr_multiplier`` once, at that epoch). At constant rates the
+                adversarial game keeps the codes' statistics moving by about
+                the rate (see :class:`AdversarialAutoencoder`); the drop lets
+                them settle: ``(0.7, 0.1)`` meets the digits targets of
+                ``examples/aae_digits.py``. ``None`` (the default) trains at
+                constant rates. The epoch of the drop depends on ``epochs``:
+                resume an interrupted run with the same ``epochs``.
 
         Returns:
             The :class:`jaxdl.train.History` of ``recon_loss``, ``d_loss``,
@@ -540,16 +547,19 @@ class AAETrainer(EpochTrainer):
         """
         owner = "AAETrainer.fit"
         seed = _checks.non_negative_int(owner, "seed", seed)
-        x = _host_data(owner, x)
+        x = inputs.host_examples(owner, "x", x)
         data = x
         if y is not None:
             data = (x, _host_labels(owner, y, len(x), _label_classes(owner, self.aae)))
         self._ensure_built(x, y is not None, seed)
+        callbacks = _with_lr_drop(owner, callbacks, lr_drop, epochs)
         return self.run_epochs(
             self._runner, jax.device_put(data), len(x), epochs=epochs, batch_size=batch_size,
             seed=seed, shuffle=shuffle, initial_epoch=initial_epoch, verbose=verbose,
             callbacks=callbacks, steps_per_execution=steps_per_execution,
-            scan_friendly=self._scan_friendly(), log_names=_LOG_NAMES, owner=owner)
+            scan_friendly=inputs.fuses_well(self.aae.encoder, self.aae.decoder,
+                                            self.aae.discriminator),
+            log_names=_LOG_NAMES, owner=owner)
 
     def _batched(self, fn, owner: str, a: np.ndarray, batch_size: int) -> np.ndarray:
         """``fn(state, rows)`` over ``a`` in padded batches (one compilation per batch size)."""
@@ -561,7 +571,7 @@ class AAETrainer(EpochTrainer):
 
     def encode(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """The codes ``(n, dim)`` of ``x`` (inference mode), as numpy."""
-        x = _host_data("AAETrainer.encode", x)
+        x = inputs.host_examples("AAETrainer.encode", "x", x)
         if self.data_shape is not None and tuple(x.shape[1:]) != self.data_shape:
             raise ValueError(f"AAETrainer.encode: expected examples of shape {self.data_shape}, "
                              f"got {tuple(x.shape[1:])}.")
@@ -569,7 +579,7 @@ class AAETrainer(EpochTrainer):
 
     def decode(self, z: Any, batch_size: int = 256) -> np.ndarray:
         """The decoder's outputs ``(n, *data_shape)`` for codes ``z`` (inference mode)."""
-        z = _host_data("AAETrainer.decode", z)
+        z = inputs.host_examples("AAETrainer.decode", "z", z)
         dim = self.aae.code_dim
         if z.shape[1:] != (dim,):
             raise ValueError(f"AAETrainer.decode: expected codes of shape (n, {dim}), got "

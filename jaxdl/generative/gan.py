@@ -47,9 +47,9 @@ import optax
 from jaxdl import _checks, checkpoint, nn, optim
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.generative import objectives
-from jaxdl.train import executors
+from jaxdl.train import executors, inputs
 from jaxdl.train.loop import EpochTrainer, History
-from jaxdl.train.state import mask_frozen
+from jaxdl.train.state import mask_frozen, raw_key
 
 __all__ = ["GAN", "GANState", "make_gan_step", "GANTrainer", "default_optimizer"]
 
@@ -259,7 +259,7 @@ class GANState(NamedTuple):
         if not isinstance(gan, GAN):
             raise TypeError(f"{owner}: `gan` must be a generative.GAN, got {type(gan).__name__}.")
         data_shape = _checks.shape_tuple(owner, data_shape, min_rank=1)
-        key = _raw_key(key)
+        key = raw_key(key)
         g_key, d_key, step_key = jax.random.split(key, 3)
         g_params, g_state = gan.generator.init(g_key, (gan.latent_dim,))
         produced = nn.base.abstract_output_shape(gan.generator, g_params, g_state,
@@ -313,13 +313,6 @@ def _average(gan: GAN, state: GANState) -> GANState:
                        state.g_ema_params, state.g_params)
     return state._replace(g_ema_params=ema)
 
-
-def _raw_key(key: PRNGKey) -> Array:
-    if isinstance(key, int):
-        key = jax.random.PRNGKey(key)
-    if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    return jnp.asarray(key)
 
 
 def _latents(gan: GAN, key: Array, n: int, dtype: Any) -> Array:
@@ -465,22 +458,6 @@ def make_gan_step(gan: GAN, donate: bool = True, jit: bool = True):
     return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
 
 
-def _host_data(owner: str, x: Any) -> np.ndarray:
-    """``x`` as a finite float32 host array with a batch axis, else a clear error."""
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise TypeError(f"{owner}: x must be a numeric array (n, *data_shape), got dtype "
-                        f"{x.dtype}. Convert it with np.asarray(x, dtype=np.float32).")
-    _checks.batched_rank(owner, x, 2)
-    if len(x) == 0:
-        raise ValueError(f"{owner}: the data are empty (0 examples).")
-    x = x.astype(np.float32) if not np.issubdtype(x.dtype, np.floating) else x
-    if not np.isfinite(x).all():
-        row = int(np.argwhere(~np.isfinite(x))[0][0])
-        raise ValueError(f"{owner}: x holds a non-finite value (first at row {row}); NaN or "
-                         f"inf in the data makes both networks NaN. Drop or impute those rows.")
-    return x
-
 
 class GANTrainer(EpochTrainer):
     """Train a :class:`GAN` on the epoch engine: progress, History, callbacks, checkpoints.
@@ -527,10 +504,6 @@ class GANTrainer(EpochTrainer):
         self.data_shape = _checks.shape_tuple("GANTrainer.build", data_shape)
         return self.state
 
-    def _scan_friendly(self) -> bool:
-        return jax.default_backend() != "cpu" or (
-            nn.scan_friendly(self.gan.generator) and nn.scan_friendly(self.gan.discriminator))
-
     def fit(self, x, epochs: int = 1, batch_size: int = 128, callbacks: Sequence[Any] = (),
             seed: int = 0, verbose: int = 1, initial_epoch: int = 0,
             steps_per_execution: Any = "auto") -> History:
@@ -554,7 +527,7 @@ class GANTrainer(EpochTrainer):
         """
         owner = "GANTrainer.fit"
         seed = _checks.non_negative_int(owner, "seed", seed)
-        x = _host_data(owner, x)
+        x = inputs.host_examples(owner, "x", x)
         if self.state is None:
             self.build(x.shape[1:], seed)
         self.require_state("fit")
@@ -571,7 +544,8 @@ class GANTrainer(EpochTrainer):
             self._runner, jax.device_put(x), len(x), epochs=epochs, batch_size=batch_size,
             seed=seed, initial_epoch=initial_epoch, verbose=verbose, callbacks=callbacks,
             steps_per_execution=steps_per_execution, drop_remainder=True,
-            scan_friendly=self._scan_friendly(), log_names=LOG_NAMES, owner=owner)
+            scan_friendly=inputs.fuses_well(self.gan.generator, self.gan.discriminator),
+            log_names=LOG_NAMES, owner=owner)
 
     def _sample_fn(self, g_params, g_state, key, n: int, batch: int):
         steps = -(-n // batch)

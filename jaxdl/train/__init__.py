@@ -9,6 +9,7 @@ from jaxdl.train.callbacks import (
     CSVLogger,
     EarlyStopping,
     LambdaCallback,
+    LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
     TerminateOnNaN,
@@ -26,7 +27,8 @@ from jaxdl.train.trainer import Trainer
 __all__ = [
     "TrainState", "make_train_step", "make_eval_step", "resolve_loss", "Trainer", "History",
     "EpochTrainer", "CallbackList", "executors", "loop", "Callback", "EarlyStopping",
-    "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "LambdaCallback", "ModelCheckpoint",
+    "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "LambdaCallback", "LearningRateScheduler",
+    "ModelCheckpoint",
     "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_accuracy",
     # kept for code written before the multiplier moved to optim (one mechanism, see optim.inject)
     "lr_multiplier", "LRMultiplierState",

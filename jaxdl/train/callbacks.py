@@ -185,6 +185,60 @@ class EarlyStopping(Callback):
                       f"({self.monitor} = {self.best:.4f}).")
 
 
+def lr_multiplier_of(trainer: Any) -> float:
+    """The learning-rate multiplier the trainer's optimizers run at (the first one's)."""
+    field = trainer.optimizer_fields[0]
+    return float(optim.get_hyperparams(getattr(trainer.state, field))["lr_multiplier"])
+
+
+def set_lr_multiplier(trainer: Any, value: float) -> None:
+    """Set the learning-rate multiplier of every optimizer of the trainer (its
+    ``optimizer_fields``) inside the state: no recompilation."""
+    st = trainer.state
+    trainer.state = st._replace(**{f: optim.set_hyperparams(getattr(st, f), lr_multiplier=value)
+                                   for f in trainer.optimizer_fields})
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning-rate multiplier at the start of every epoch (Keras's callback).
+
+    ``schedule(epoch, multiplier) -> multiplier``: ``epoch`` counts from 0 and
+    ``multiplier`` is the current factor on every optimizer's rate (1.0 unless
+    a callback changed it). As with :class:`ReduceLROnPlateau`, the factor is
+    :func:`jaxdl.optim.lr_multiplier`'s hyperparameter in the optimizer state:
+    every optimizer of the trainer (a GAN's two, an AAE's three) follows it,
+    no step recompiles, and a resumed run (``initial_epoch``) gets the same
+    factor as the uninterrupted one, since it depends only on the epoch. The
+    factor in use is logged as ``lr_multiplier``.
+
+    Example: a tenth of the rate for the last 30 of 100 epochs,
+    ``LearningRateScheduler(lambda epoch, m: 0.1 if epoch >= 70 else 1.0)``.
+    """
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be a function (epoch, "
+                            f"multiplier) -> multiplier, got {schedule!r}.")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current = lr_multiplier_of(self.trainer)
+        new = self.schedule(epoch, current)
+        if not _checks.is_real(new) or not math.isfinite(new) or new < 0:
+            raise ValueError(f"LearningRateScheduler: schedule({epoch}, {current}) returned "
+                             f"{new!r}; it must return a finite number >= 0 (the factor on "
+                             f"the optimizers' learning rates).")
+        if float(new) != current:
+            set_lr_multiplier(self.trainer, float(new))
+            if self.verbose:
+                print(f"LearningRateScheduler: epoch {epoch + 1}: learning-rate multiplier "
+                      f"{current:.4g} -> {float(new):.4g}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr_multiplier"] = lr_multiplier_of(self.trainer)
+
+
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when a metric stops improving.
 
@@ -227,9 +281,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored("ReduceLROnPlateau", self.monitor, logs)
-        fields = self.trainer.optimizer_fields
-        current = float(optim.get_hyperparams(
-            getattr(self.trainer.state, fields[0]))["lr_multiplier"])
+        current = lr_multiplier_of(self.trainer)
         if logs is not None:
             logs["lr_multiplier"] = current
         if self.cooldown_left > 0:
@@ -244,9 +296,7 @@ class ReduceLROnPlateau(Callback):
         self.wait += 1
         if self.wait >= self.patience and current > self.min_multiplier:
             new = max(current * self.factor, self.min_multiplier)
-            st = self.trainer.state
-            self.trainer.state = st._replace(**{f: optim.set_hyperparams(
-                getattr(st, f), lr_multiplier=new) for f in fields})
+            set_lr_multiplier(self.trainer, new)
             if self.verbose:
                 print(f"ReduceLROnPlateau: epoch {epoch + 1}: learning-rate multiplier "
                       f"{current:.4g} -> {new:.4g}.")

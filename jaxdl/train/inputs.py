@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxdl import nn
 
-__all__ = ["host_data", "check_finite", "short_repr", "fuses_well"]
+__all__ = ["host_data", "host_examples", "check_finite", "short_repr", "fuses_well"]
 
 
 def _host_array(owner: str, name: str, a) -> np.ndarray:
@@ -62,6 +62,25 @@ def check_finite(owner: str, name: str, x) -> None:
                          f"({int(bad.sum())} non-finite values in all). NaN or inf in the data "
                          f"makes the loss or the weights NaN; drop those rows or impute the "
                          f"values (e.g. np.nan_to_num) first.")
+
+
+def host_examples(owner: str, name: str, x: Any) -> np.ndarray:
+    """One array of examples ``(n, ...)`` for a trainer without targets (a GAN, an AAE):
+    numeric, at least 2-D, not empty, finite, floats kept and other numbers made float32.
+
+    >>> host_examples("fit", "x", [[1, 2], [3, 4]]).dtype
+    dtype('float32')
+    """
+    x = host_data(owner, name, x)
+    if isinstance(x, tuple) or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise TypeError(f"{owner}: {name} must be one numeric array (n, ...), got "
+                        f"{short_repr(x)}. Convert it with np.asarray(..., dtype=np.float32).")
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{owner}: {name} must be a non-empty array (n, ...) of examples, got "
+                         f"shape {x.shape}. Add the batch axis ({name}[None] for one example).")
+    x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+    check_finite(owner, name, x)
+    return x
 
 
 def fuses_well(*layers: Any) -> bool:
