@@ -149,7 +149,7 @@ def _reference_step(state, x, labels, prior, lr, classes):
 
 
 @pytest.mark.parametrize("labelled", [False, True])
-@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("jit", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_one_step_matches_a_hand_written_three_phase_step(labelled, jit):
     lr = 0.1
     prior = generative.mixture_prior(3, std=0.3) if labelled else generative.gaussian_prior(2)
@@ -303,6 +303,7 @@ def test_digits_aae_targets(seed, tmp_path):
     assert own >= 0.85, own
 
 
+@pytest.mark.slow  # CI: the quick digits test runs the example's networks and statistics
 def test_aae_digits_example_smoke(tmp_path):
     out = EXAMPLE.main(epochs=1, width=SMALL["width"], out_dir=tmp_path,
                        train_size=SMALL["n"])

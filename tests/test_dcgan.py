@@ -38,6 +38,7 @@ def test_digit_shares_count_the_classifier_labels():
     np.testing.assert_allclose(shares, expected)
 
 
+@pytest.mark.slow  # ~30 s of compiling (GAN, judge); CI keeps the networks and shares tests
 def test_quick_run_writes_grids_and_shares_sum_to_one(tmp_path):
     # One epoch each, and n_samples equal to the grid's 64 so sampling compiles once:
     # compiling the two networks and the judge is most of this test's time.

@@ -188,7 +188,7 @@ def test_one_step_equals_a_hand_written_jax_step():
     st = generative.GANState.create(gan, (2,), jax.random.key(3))
     x = jnp.asarray(_ring(16))
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 counts and floats
-        d_params, g_params, want = _reference_step(st, x, 0.01)
+        d_params, g_params, want = jax.jit(lambda s, x: _reference_step(s, x, 0.01))(st, x)
     new, logs = generative.make_gan_step(gan, donate=False)(st, x)
     assert int(new.step) == 1
     for name in want:
@@ -196,7 +196,15 @@ def test_one_step_equals_a_hand_written_jax_step():
     for got, ref in ((new.d_params, d_params), (new.g_params, g_params)):
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    eager, _ = generative.make_gan_step(gan, jit=False)(st, x)  # the same un-jitted
+
+
+@pytest.mark.slow  # op-by-op dispatch of a whole GAN step: ~10 s of compiling on 2 cores
+def test_the_unjitted_step_equals_the_jitted_one():
+    gan = _gan(g_optimizer=optim.adam(0.01, b1=0.5), d_optimizer=optim.adam(0.01, b1=0.5))
+    st = generative.GANState.create(gan, (2,), jax.random.key(3))
+    x = jnp.asarray(_ring(16))
+    new, _ = generative.make_gan_step(gan, donate=False)(st, x)
+    eager, _ = generative.make_gan_step(gan, jit=False)(st, x)
     for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(new), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -326,6 +334,7 @@ def test_sample_is_deterministic_batched_and_compiled_once(count_compiles):
                                    _mlp_by_hand(params, z)[:50], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # test_gan_ring_example_smoke asserts the same learning in CI
 def test_a_short_ring_run_moves_the_samples_onto_the_circle():
     x = _ring(128 * 25, seed=0)
     def mlp(out):
