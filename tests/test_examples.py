@@ -30,6 +30,7 @@ def test_xor_mlp_solves_xor():
     assert loss < 0.05
 
 
+@pytest.mark.slow  # CI time; tests/test_train.py fits the digits MLP in CI
 def test_digits_mlp_learns():
     result = load("digits_mlp").main(epochs=15, verbose=0)
     assert result["accuracy"] >= 0.93
@@ -68,6 +69,7 @@ def test_regularization_shrinks_the_generalization_gap(tmp_path):
     assert (tmp_path / "regularization.png").exists()
 
 
+@pytest.mark.slow  # CI time; tests/test_nn_graph.py trains two-input graphs in CI
 def test_functional_api_two_inputs_learn_what_one_input_cannot(capsys):
     results = load("functional_api").main(epochs=10)
     assert results["two_inputs"] > 0.9
@@ -93,6 +95,7 @@ def _check_transfer(results):
                    for a, b in zip(leaves, pretrained, strict=True))
 
 
+@pytest.mark.slow  # CI time; tests/test_frozen.py covers freezing and load_params in CI
 def test_transfer_learning_one_seed(tmp_path, capsys):
     results = load("transfer_learning").main(seeds=1, ks=(1, 10), out=str(tmp_path))
     _check_transfer(results)
