@@ -412,3 +412,11 @@ def test_grid_target():
     """Issue 13: the 5x5 grid, >= 23 of 25 modes on average over 5 seeds (borderline)."""
     grid = _coverage_over_seeds(_example(), "grid")
     assert np.mean([m for m, _, _ in grid]) >= 23, grid
+
+
+def test_trainers_of_equal_gans_share_the_compiled_step():
+    """A fresh trainer (e.g. one a checkpoint is restored into) does not compile again."""
+    a, b = generative.GANTrainer(_gan()), generative.GANTrainer(_gan())
+    assert _gan() == _gan() and a._runner is b._runner and a._sample is b._sample
+    other = generative.GANTrainer(_gan(d_steps=2))
+    assert other._runner is not a._runner

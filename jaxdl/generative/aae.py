@@ -42,7 +42,7 @@ from jaxdl._typing import Array, Params, State
 from jaxdl.generative import objectives
 from jaxdl.train import executors, inputs
 from jaxdl.train.callbacks import LearningRateScheduler
-from jaxdl.train.loop import EpochTrainer, History
+from jaxdl.train.loop import CallbackList, EpochTrainer, History
 from jaxdl.train.state import raw_key
 
 __all__ = ["AdversarialAutoencoder", "AAEState", "make_aae_step", "AAETrainer"]
@@ -432,27 +432,13 @@ def _compile(aae: AdversarialAutoencoder) -> tuple:
                     else aae.prior(key, n, labels), static_argnums=2))
 
 
-_shared_compiled = functools.lru_cache(maxsize=16)(_compile)
-
-
-def _compiled(aae: AdversarialAutoencoder) -> tuple:
-    """:func:`_compile`, shared by the trainers of equal specifications.
-
-    A second ``AAETrainer`` of the same (or an equal) ``AdversarialAutoencoder``,
-    e.g. the fresh trainer a checkpoint is restored into, reuses the first
-    one's compiled step instead of compiling it again. A specification with
-    an unhashable part (a prior object without ``__hash__``) compiles its own.
-    """
-    try:
-        return _shared_compiled(aae)
-    except TypeError:  # unhashable field
-        return _compile(aae)
+#: The compiled functions of an AAE, shared by the trainers of equal specifications.
+_compiled = executors.per_specification(_compile)
 
 
 def _with_lr_drop(owner: str, callbacks: Any, lr_drop: Any, epochs: int) -> list:
-    """``callbacks`` (as a list) plus the scheduler of ``lr_drop``, if any."""
-    callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else (
-        [] if callbacks is None else [callbacks])
+    """``callbacks`` (checked by the engine's CallbackList) plus ``lr_drop``'s scheduler."""
+    callbacks = list(CallbackList(callbacks, owner))
     if lr_drop is None:
         return callbacks
     ok = (isinstance(lr_drop, tuple) and len(lr_drop) == 2
@@ -494,7 +480,8 @@ class AAETrainer(EpochTrainer):
     def __init__(self, aae: AdversarialAutoencoder):
         super().__init__()
         if not isinstance(aae, AdversarialAutoencoder):
-            raise TypeError(f"AAETrainer: expected a generative.AdversarialAutoencoder, got "
+            raise TypeError(f"AAETrainer: `aae` must be a generative.AdversarialAutoencoder("
+                            f"encoder, decoder, discriminator, prior), got "
                             f"{type(aae).__name__}.")
         self.aae = aae
         self.data_shape: Optional[tuple] = None

@@ -37,6 +37,7 @@ beyond a multiple of ``k`` are dropped inside the step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
@@ -59,6 +60,7 @@ LOG_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
 DEFAULT_EMA_DECAY = 0.99
 
 
+@functools.lru_cache(maxsize=1)  # one object, so GANs built with the defaults compare equal
 def default_optimizer() -> optax.GradientTransformation:
     """The default of both of a GAN's optimizers: ``optim.adam(1e-3)``.
 
@@ -459,6 +461,26 @@ def make_gan_step(gan: GAN, donate: bool = True, jit: bool = True):
 
 
 
+def _compile(gan: GAN) -> tuple:
+    """The step runner and the jitted sampler ``(g_params, g_state, key, n, batch)``."""
+    def sample(g_params, g_state, key, n: int, batch: int):
+        steps = -(-n // batch)
+        z = _latents(gan, key, steps * batch, jnp.float32)
+
+        def generate(zb):
+            return gan.generator.apply(g_params, g_state, zb, training=False)[0]
+
+        out = jax.lax.map(generate, z.reshape(steps, batch, -1))
+        return out.reshape((steps * batch,) + out.shape[2:])[:n]
+
+    return (executors.compile_steps(make_gan_step(gan, jit=False)),
+            jax.jit(sample, static_argnums=(3, 4)))
+
+
+#: The compiled functions of a GAN, shared by the trainers of equal specifications.
+_compiled = executors.per_specification(_compile)
+
+
 class GANTrainer(EpochTrainer):
     """Train a :class:`GAN` on the epoch engine: progress, History, callbacks, checkpoints.
 
@@ -494,8 +516,7 @@ class GANTrainer(EpochTrainer):
                             f"discriminator, latent_dim, ...), got {type(gan).__name__}.")
         self.gan = gan
         self.data_shape: Optional[Shape] = None
-        self._runner = executors.compile_steps(make_gan_step(gan, jit=False))
-        self._sample = jax.jit(self._sample_fn, static_argnums=(3, 4))
+        self._runner, self._sample = _compiled(gan)
 
     def build(self, data_shape: Shape, seed: int = 0) -> GANState:
         """Create the state for samples of ``data_shape`` (no batch axis) without training."""
@@ -546,16 +567,6 @@ class GANTrainer(EpochTrainer):
             steps_per_execution=steps_per_execution, drop_remainder=True,
             scan_friendly=inputs.fuses_well(self.gan.generator, self.gan.discriminator),
             log_names=LOG_NAMES, owner=owner)
-
-    def _sample_fn(self, g_params, g_state, key, n: int, batch: int):
-        steps = -(-n // batch)
-        z = _latents(self.gan, key, steps * batch, jnp.float32)
-
-        def generate(zb):
-            return self.gan.generator.apply(g_params, g_state, zb, training=False)[0]
-
-        out = jax.lax.map(generate, z.reshape(steps, batch, -1))
-        return out.reshape((steps * batch,) + out.shape[2:])[:n]
 
     def sample(self, n: int, seed: int = 0, batch_size: int = 1024,
                averaged: bool = True) -> np.ndarray:

@@ -19,6 +19,7 @@ inference over padded batches with per-row weights (0 masks the padding).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -26,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["take_rows", "StepRunner", "compile_steps", "EvalRunner", "compile_evaluation",
-           "PredictRunner", "compile_prediction", "padded_batches"]
+__all__ = ["take_rows", "StepRunner", "compile_steps", "per_specification", "EvalRunner",
+           "compile_evaluation", "PredictRunner", "compile_prediction", "padded_batches"]
 
 
 def take_rows(tree: Any, ids: jax.Array) -> Any:
@@ -98,6 +99,31 @@ def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
 
     return StepRunner(chunk=jax.jit(chunk, donate_argnums=(0,)),
                       single=jax.jit(single, donate_argnums=(0, 1)), zero_sums=zero_sums)
+
+
+def per_specification(compile_fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``compile_fn(spec)``, shared by every trainer of an equal specification.
+
+    A second trainer of the same (or an equal, hashable) specification, e.g.
+    the fresh trainer a checkpoint is restored into, reuses the first one's
+    compiled functions instead of compiling them again. A specification with
+    an unhashable part compiles its own.
+
+    >>> calls = []
+    >>> shared = per_specification(lambda spec: calls.append(spec) or len(calls))
+    >>> shared(("gan", 2)), shared(("gan", 2)), calls
+    (1, 1, [('gan', 2)])
+    """
+    cached = functools.lru_cache(maxsize=16)(compile_fn)
+
+    def compiled(spec: Any) -> Any:
+        try:
+            hash(spec)
+        except TypeError:  # an unhashable field: no sharing
+            return compile_fn(spec)
+        return cached(spec)
+
+    return compiled
 
 
 class EvalRunner(NamedTuple):
