@@ -312,3 +312,15 @@ def test_aae_digits_example_smoke(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
         "aae_gaussian_codes.png", "aae_gaussian_grid.png", "aae_mixture_codes.png",
         "aae_mixture_grid.png"]
+
+
+def test_encode_and_decode_name_the_argument_and_both_shapes():
+    trainer = generative.AAETrainer(_small_aae())
+    trainer.build((8, 8, 1))
+    with pytest.raises(ValueError, match=r"x must hold examples of shape \(8, 8, 1\).*got "
+                                         r"\(64,\)"):
+        trainer.encode(np.zeros((3, 64), np.float32))
+    with pytest.raises(ValueError, match=r"z must be codes of shape \(n, 2\).*got \(3, 5\)"):
+        trainer.decode(np.zeros((3, 5), np.float32))
+    codes = trainer.encode(np.zeros((300, 8, 8, 1), np.float32), batch_size=128)  # padded
+    assert codes.shape == (300, 2) and np.allclose(codes, codes[0])

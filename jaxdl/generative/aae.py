@@ -424,10 +424,10 @@ def _compile(aae: AdversarialAutoencoder) -> tuple:
     """The step runner and the jitted encode, decode and prior draw of ``aae``."""
     enc, dec = aae.encoder, aae.decoder
     return (executors.compile_steps(make_aae_step(aae, jit=False)),
-            jax.jit(lambda st, x: enc.apply(st.ae_params["encoder"], st.ae_state["encoder"],
-                                            x)[0]),
-            jax.jit(lambda st, z: dec.apply(st.ae_params["decoder"], st.ae_state["decoder"],
-                                            z)[0]),
+            executors.compile_prediction(lambda st, x: enc.apply(
+                st.ae_params["encoder"], st.ae_state["encoder"], x)[0]),
+            executors.compile_prediction(lambda st, z: dec.apply(
+                st.ae_params["decoder"], st.ae_state["decoder"], z)[0]),
             jax.jit(lambda key, labels, n: aae.prior(key, n) if labels is None
                     else aae.prior(key, n, labels), static_argnums=2))
 
@@ -548,20 +548,22 @@ class AAETrainer(EpochTrainer):
                                             self.aae.discriminator),
             log_names=_LOG_NAMES, owner=owner)
 
-    def _batched(self, fn, owner: str, a: np.ndarray, batch_size: int) -> np.ndarray:
-        """``fn(state, rows)`` over ``a`` in padded batches (one compilation per batch size)."""
+    def _batched(self, runner, owner: str, a: np.ndarray, batch_size: int) -> np.ndarray:
+        """``runner`` over ``a`` in padded batches: the data placed once, one compiled
+        scan, one transfer back (as ``Trainer.predict``)."""
         self.require_state(owner)
         batch_size = _checks.positive_int(f"AAETrainer.{owner}", "batch_size", batch_size)
-        idx, _ = executors.padded_batches(len(a), batch_size)
-        out = [np.asarray(fn(self.state, jax.device_put(a[ids]))) for ids in idx]
-        return np.concatenate(out)[:len(a)]
+        idx, _ = executors.padded_batches(len(a), min(batch_size, len(a)))
+        out = np.asarray(runner.all(self.state, jax.device_put(a), idx))
+        return out.reshape((-1,) + out.shape[2:])[:len(a)]
 
     def encode(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """The codes ``(n, dim)`` of ``x`` (inference mode), as numpy."""
         x = inputs.host_examples("AAETrainer.encode", "x", x)
         if self.data_shape is not None and tuple(x.shape[1:]) != self.data_shape:
-            raise ValueError(f"AAETrainer.encode: expected examples of shape {self.data_shape}, "
-                             f"got {tuple(x.shape[1:])}.")
+            raise ValueError(f"AAETrainer.encode: x must hold examples of shape "
+                             f"{self.data_shape} (the shape the AAE was built for), got "
+                             f"{tuple(x.shape[1:])} (x.shape = {x.shape}). Reshape x.")
         return self._batched(self._encode, "encode", x, batch_size)
 
     def decode(self, z: Any, batch_size: int = 256) -> np.ndarray:
@@ -569,8 +571,9 @@ class AAETrainer(EpochTrainer):
         z = inputs.host_examples("AAETrainer.decode", "z", z)
         dim = self.aae.code_dim
         if z.shape[1:] != (dim,):
-            raise ValueError(f"AAETrainer.decode: expected codes of shape (n, {dim}), got "
-                             f"{z.shape}.")
+            raise ValueError(f"AAETrainer.decode: z must be codes of shape (n, {dim}) (the "
+                             f"prior's dimension), got {z.shape}. Pass encoder outputs or "
+                             f"prior draws.")
         return self._batched(self._decode, "decode", z, batch_size)
 
     def sample(self, n: int, seed: int = 0, labels: Any = None) -> np.ndarray:
