@@ -4,7 +4,7 @@ Submodules: ``nn`` (layers), ``losses``, ``regularizers``, ``optim``
 (hand-written optax-compatible optimizers), ``kernels`` (compiled matmul, conv,
 pooling), ``train`` (TrainState, jitted steps, Trainer, callbacks), ``data``,
 ``checkpoint`` and ``gradcheck``; ``generative`` (autoencoders, GANs, adversarial
-autoencoders) is imported on first use.
+autoencoders) and ``tune`` (hyperparameter search) are imported on first use.
 """
 
 __version__ = "0.1.0"
@@ -16,9 +16,9 @@ _xla.configure()
 from jaxdl import checkpoint, data, gradcheck, kernels, losses, nn, optim, regularizers, train  # noqa: E402
 
 __all__ = ["__version__", "checkpoint", "data", "generative", "gradcheck", "kernels", "losses",
-           "nn", "optim", "regularizers", "train"]
+           "nn", "optim", "regularizers", "train", "tune"]
 
-_LAZY = ("generative",)  # imported on first use: ``import jaxdl`` stays as quick as it was
+_LAZY = ("generative", "tune")  # imported on first use: ``import jaxdl`` stays as quick as it was
 
 
 def __getattr__(name: str):
