@@ -420,6 +420,30 @@ def describe_space(space: dict) -> dict:
             for name, value in space.items()}
 
 
+def config_from_json(space: dict | None, config: dict) -> dict:
+    """Undo what a JSON round trip did to a configuration of ``space``.
+
+    Constants come back from the space itself (a function stays a function), a
+    choice comes back as its candidate (a tuple stays a tuple); numbers are exact
+    after JSON already.
+
+    >>> config_from_json({"k": choice([(3, 3), (5, 5)]), "f": math.tanh}, {"k": [5, 5], "f": "?"})
+    {'k': (5, 5), 'f': <built-in function tanh>}
+    """
+    restored = dict(config)
+    for name, value in (space or {}).items():
+        if name not in restored:
+            continue
+        if isinstance(value, Choice):
+            try:
+                restored[name] = value.values[value.index(restored[name])]
+            except ValueError:
+                pass
+        elif not isinstance(value, Dimension):
+            restored[name] = value
+    return restored
+
+
 def is_log(space: dict | None, name: str) -> bool:
     """Whether parameter ``name`` of ``space`` (dimensions or their description) is log-scaled."""
     value = (space or {}).get(name)
