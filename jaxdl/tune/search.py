@@ -149,12 +149,15 @@ def _judge(result: Any, metric: Optional[str]) -> tuple[Optional[float], Optiona
 
 
 def run_trial(objective: Callable, index: int, config: dict, *, mode: str,
-              metric: Optional[str], finished: list, on_report=None, pruner=None) -> dict:
+              metric: Optional[str], finished: list, on_report=None, pruner=None,
+              pruned_types: tuple = (TrialPruned,)) -> dict:
     """Run ``objective(config)`` as trial ``index`` and return its trial dict.
 
     An exception (other than ``KeyboardInterrupt`` and other non-``Exception``
     signals, which propagate) or a value that is not a finite number makes the
-    trial ``"failed"``; :class:`TrialPruned` makes it ``"pruned"``.
+    trial ``"failed"``; :class:`TrialPruned` (or another of ``pruned_types``, such
+    as Optuna's) makes it ``"pruned"``. ``on_report`` and ``pruner`` go to the
+    :class:`TrialContext` the objective sees.
     """
     context = TrialContext(index, config, mode, {}, list(finished), on_report, pruner)
     token = _CURRENT.set(context)
@@ -163,8 +166,9 @@ def run_trial(objective: Callable, index: int, config: dict, *, mode: str,
     try:
         value, metrics = _judge(objective(config), metric)
         status = "ok"
-    except TrialPruned as exc:
-        status, error = "pruned", f"TrialPruned: {exc}" if str(exc) else "TrialPruned"
+    except pruned_types as exc:
+        name = type(exc).__name__
+        status, error = "pruned", f"{name}: {exc}" if str(exc) else name
     except Exception as exc:  # a failed trial is recorded, the search goes on
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
@@ -268,7 +272,7 @@ def run_search(objective: Callable, suggest: Callable, n_trials: int, *, mode: s
         raise TypeError(f"{owner}: `objective` must be a function config -> number (or dict "
                         f"of numbers), got {type(objective).__name__}.")
     n_trials = _checks.positive_int(owner, "n_trials", n_trials)
-    mode, metric = check_mode(owner, mode), _check_metric(owner, metric)
+    mode, metric = check_mode(owner, mode), check_metric(owner, metric)
     _checks.non_negative_int(owner, "verbose", verbose)
     header = spaces.jsonable({**header, "mode": mode, "metric": metric})
     finished = []
@@ -308,7 +312,8 @@ def check_mode(owner: str, mode: Any) -> str:
     return mode
 
 
-def _check_metric(owner: str, metric: Any) -> Optional[str]:
+def check_metric(owner: str, metric: Any) -> Optional[str]:
+    """``metric`` if it is ``None`` or a name, else a TypeError naming ``owner``."""
     if metric is not None and not isinstance(metric, str):
         raise TypeError(f"{owner}: `metric` must be None or the name of the value to optimize "
                         f"in the objective's dict, e.g. 'val_loss', got {metric!r}.")
