@@ -298,3 +298,26 @@ def test_run_search_with_a_custom_suggest_sees_finished_trials():
     result = search.run_search(lambda c: (c["x"] - 3) ** 2, suggest, 6, header={"s": "walk"},
                                owner="walk")
     assert result.best_config == {"x": 3.0} and repr(result).startswith("SearchResult(6 trials")
+
+
+def test_a_torn_header_starts_the_log_afresh_and_a_shorter_rerun_reads_a_prefix(tmp_path):
+    log = tmp_path / "study.jsonl"
+    log.write_text('{"strategy": "gr')                                  # killed at once
+    result = tune.grid_search(lambda c: c["i"] * 1.0, {"i": [0, 1, 2]}, log=log)
+    assert [t["value"] for t in result.trials] == [0.0, 1.0, 2.0]
+    assert json.loads(log.read_text().splitlines()[0])["strategy"] == "grid"
+    counter = Counter(quadratic)
+    tune.random_search(counter, SPACE, n_trials=5, seed=0, log=tmp_path / "r.jsonl")
+    shorter = tune.random_search(counter, SPACE, n_trials=3, seed=0, log=tmp_path / "r.jsonl")
+    assert len(counter.calls) == 5 and [t["index"] for t in shorter.trials] == [0, 1, 2]
+
+
+def test_a_result_built_by_another_strategy_needs_only_the_core_keys():
+    result = search.SearchResult([
+        {"index": 0, "config": {"a": 1}, "value": None, "status": "failed"},
+        {"index": 1, "config": {"a": 2}, "value": 0.5, "status": "ok", "seconds": None}],
+        mode="max")
+    assert result.best_config == {"a": 2} and result.best_so_far() == [None, 0.5]
+    assert result.table().splitlines()[2].split() == ["1*", "ok", "0.5", "-", "2"]
+    with pytest.raises(ValueError, match="tune.SearchResult: `mode`"):
+        search.SearchResult([], mode="best")

@@ -15,7 +15,9 @@ search; ``KeyboardInterrupt`` does.
 With ``log="study.jsonl"`` the first line of the file describes the search and
 each finished trial is appended as one JSON line, flushed and fsynced. Running
 the same search again with the same log resumes it: the finished trials are
-read back (a line torn by a kill is dropped) and only the rest are run.
+read back (a line torn by a kill is dropped) and only the rest are run. A log
+serves one process at a time; for several processes or machines on one study,
+use :func:`jaxdl.tune.optuna_search` with a shared Optuna storage.
 
 >>> from jaxdl import tune
 >>> result = tune.grid_search(lambda c: (c["x"] - 2) ** 2, {"x": [0, 1, 2, 3]})
@@ -396,7 +398,7 @@ class SearchResult:
         """The ``"ok"`` trial with the lowest (``mode="min"``) or highest value; first on ties."""
         ok = [t for t in self.trials if t["status"] == "ok"]
         if not ok:
-            errors = [t["error"] for t in self.trials if t["error"]]
+            errors = [t.get("error") for t in self.trials if t.get("error")]
             raise ValueError(f"SearchResult: no trial finished with status 'ok' out of "
                              f"{len(self.trials)}" + (f"; the first error: {errors[0]}"
                                                       if errors else "") + ".")
@@ -474,7 +476,8 @@ def format_table(result: SearchResult, max_rows: Optional[int], sort: bool) -> s
     for t in shown:
         rows.append([f"{t['index']}{'*' if t['index'] == best else ''}", t["status"],
                      "-" if t["value"] is None else _cell(float(t["value"])),
-                     f"{t['seconds']:.2f}", *(_cell(t["config"].get(k, "")) for k in params)])
+                     "-" if t.get("seconds") is None else f"{t['seconds']:.2f}",
+                     *(_cell(t["config"].get(k, "")) for k in params)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) if i != 1 else c.ljust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
