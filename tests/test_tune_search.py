@@ -321,3 +321,14 @@ def test_a_result_built_by_another_strategy_needs_only_the_core_keys():
     assert result.table().splitlines()[2].split() == ["1*", "ok", "0.5", "-", "2"]
     with pytest.raises(ValueError, match="tune.SearchResult: `mode`"):
         search.SearchResult([], mode="best")
+
+
+def test_a_nan_reported_mid_trial_reads_back_as_a_float_nan(tmp_path):
+    def objective(config):
+        tune.report(0, float("nan"))
+        return {"loss": float("nan"), "acc": 0.5}
+    log = tmp_path / "study.jsonl"
+    tune.grid_search(objective, {"i": [0]}, metric="loss", log=log)
+    trial = tune.grid_search(objective, {"i": [0]}, metric="loss", log=log).trials[0]
+    assert trial["status"] == "failed" and math.isnan(trial["intermediate"]["0"])
+    assert math.isnan(trial["metrics"]["loss"]) and trial["metrics"]["acc"] == 0.5

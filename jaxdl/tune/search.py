@@ -237,7 +237,7 @@ def _trials_of(owner: str, path: str, records: list) -> list[dict]:
 
 def _append(path: str, record: dict) -> None:
     """Append one JSON line and make it durable before the next trial starts."""
-    line = json.dumps(spaces.jsonable(record), allow_nan=False) + "\n"
+    line = json.dumps(spaces.jsonable(record)) + "\n"     # NaN reported mid-trial stays NaN
     with open(path, "a", encoding="utf-8") as f:
         f.write(line)
         f.flush()

@@ -72,10 +72,8 @@ def jsonable(value: Any) -> Any:
     >>> jsonable((1, "a", None)), jsonable(np.float32(0.5)), jsonable(math.sqrt)
     ([1, 'a', None], 0.5, '<math.sqrt>')
     """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value            # NaN and inf too: Python's json writes and reads them back
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
