@@ -128,26 +128,34 @@ def _as_number(value: Any) -> Optional[float]:
 
 # ------------------------------------------------------------------ one trial
 
-def _judge(result: Any, metric: Optional[str]) -> tuple[Optional[float], Optional[dict]]:
-    """The objective's value (and its metrics when it returned a dict); raises on a bad one."""
+def _judge(result: Any, metric: Optional[str]) -> tuple[Optional[float], Optional[dict],
+                                                       Optional[str]]:
+    """``(value, metrics, problem)`` of what the objective returned.
+
+    ``metrics`` is the returned dict (numbers as floats) or ``None``; ``problem``
+    says why the trial failed (no number, NaN, a missing metric), else ``None``.
+    """
     metrics = None
     if isinstance(result, dict):
         metrics = {str(k): _as_number(v) if _as_number(v) is not None else spaces.jsonable(v)
                    for k, v in result.items()}
         if metric is None:
-            raise TypeError(f"the objective returned a dict of metrics {sorted(metrics)}; pass "
-                            f"metric= naming the one to optimize.")
+            return None, metrics, (f"the objective returned a dict of metrics "
+                                   f"{sorted(metrics)}; pass metric= naming the one to optimize.")
         if metric not in result:
-            raise KeyError(f"metric {metric!r} is not among the metrics the objective "
-                           f"returned: {sorted(metrics)}.")
+            return None, metrics, (f"metric {metric!r} is not among the metrics the objective "
+                                   f"returned: {sorted(metrics)}.")
         result = result[metric]
     value = _as_number(result)
     if value is None:
-        raise TypeError(f"the objective returned {result!r} of type {type(result).__name__}; "
-                        f"expected a number{' in metric ' + repr(metric) if metrics else ''}.")
+        return None, metrics, (f"the objective returned {result!r} of type "
+                               f"{type(result).__name__}"
+                               f"{' as metric ' + repr(metric) if metrics else ''}; expected a "
+                               f"number.")
     if not math.isfinite(value):
-        raise ValueError(f"the objective returned {value}.")
-    return value, metrics
+        return None, metrics, f"the objective returned {value}" + (
+            f" as metric {metric!r}." if metrics else ".")
+    return value, metrics, None
 
 
 def run_trial(objective: Callable, index: int, config: dict, *, mode: str,
@@ -166,13 +174,15 @@ def run_trial(objective: Callable, index: int, config: dict, *, mode: str,
     value = metrics = error = None
     start = time.perf_counter()
     try:
-        value, metrics = _judge(objective(config), metric)
-        status = "ok"
+        result = objective(config)
     except pruned_types as exc:
         name = type(exc).__name__
         status, error = "pruned", f"{name}: {exc}" if str(exc) else name
     except Exception as exc:  # a failed trial is recorded, the search goes on
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        value, metrics, error = _judge(result, metric)
+        status = "ok" if error is None else "failed"
     finally:
         _CURRENT.reset(token)
     return {"index": index, "config": config, "value": value, "status": status,
