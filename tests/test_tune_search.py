@@ -120,11 +120,17 @@ def test_metric_picks_from_a_dict_and_a_missing_metric_lists_the_keys():
     ({"n_trials": 0}, ValueError, "tune.random_search: `n_trials`"),
     ({"seed": -1}, ValueError, "tune.random_search: `seed`"),
     ({"log": 3.5}, TypeError, "tune.random_search: `log` must be a file path"),
+    ({"verbose": -1}, ValueError, "tune.random_search: `verbose`"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, error, match):
     args = {"n_trials": 2, **kwargs}
     with pytest.raises(error, match=match):
         tune.random_search(quadratic, SPACE, **args)
+
+
+def test_a_bad_objective_is_named():
+    with pytest.raises(TypeError, match="tune.grid_search: `objective` must be a function"):
+        tune.grid_search("loss", {"k": [1]})
 
 
 def test_resume_runs_only_the_remaining_trials_and_equals_an_uninterrupted_run(tmp_path):

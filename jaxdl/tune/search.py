@@ -280,12 +280,14 @@ def run_search(objective: Callable, suggest: Callable, n_trials: int, *, mode: s
             constants and choices read back from the log, and scales the plot.
         verbose: 0 prints nothing, 1 a line per trial.
     """
-    if not callable(objective) or not callable(suggest):
-        raise TypeError(f"{owner}: `objective` must be a function config -> number (or dict "
-                        f"of numbers), got {type(objective).__name__}.")
+    for name, fn in (("objective", objective), ("suggest", suggest)):
+        if not callable(fn):
+            raise TypeError(f"{owner}: `{name}` must be a function (objective: config -> number "
+                            f"or dict of numbers), got {type(fn).__name__}.")
     n_trials = _checks.positive_int(owner, "n_trials", n_trials)
     mode, metric = check_mode(owner, mode), check_metric(owner, metric)
-    _checks.non_negative_int(owner, "verbose", verbose)
+    verbose = _checks.non_negative_int(owner, "verbose", int(verbose)
+                                       if isinstance(verbose, bool) else verbose)
     header = spaces.jsonable({**header, "mode": mode, "metric": metric})
     finished = []
     if log is not None:
