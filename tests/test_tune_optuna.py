@@ -131,7 +131,7 @@ def test_a_shared_sqlite_storage_accumulates_trials_across_calls(optuna, tmp_pat
 
 
 def test_results_print_and_plot(optuna, tmp_path):
-    result = tune.optuna_search(quadratic, SPACE, 6, seed=0)
+    result = tune.optuna_search(lambda c: c["lr"], {"lr": sp.loguniform(1e-3, 1.0)}, 6, seed=0)
     assert len(result.table().splitlines()) == 7
     assert result.plot(tmp_path / "optuna.png").endswith("optuna.png")
 
