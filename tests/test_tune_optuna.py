@@ -119,15 +119,15 @@ def test_optunas_own_trial_pruned_also_counts_as_pruned(optuna):
 def test_a_shared_sqlite_storage_accumulates_trials_across_calls(optuna, tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     space = {"x": sp.uniform(0, 1), "c": 7}
-    first = tune.optuna_search(lambda c: c["x"], space, 3, storage=storage, study_name="shared",
+    first = tune.optuna_search(lambda c: c["x"], space, 2, storage=storage, study_name="shared",
                                seed=0)
-    second = tune.optuna_search(lambda c: c["x"] + c["c"], space, 4, storage=storage,
+    second = tune.optuna_search(lambda c: c["x"] + c["c"], space, 2, storage=storage,
                                 study_name="shared", seed=1)
-    assert len(first.trials) == 3 and len(second.trials) == 7
-    assert [t["index"] for t in second.trials] == list(range(7))
-    assert second.trials[:3] == first.trials
-    assert second.best_trial["index"] < 3 and second.best_config["c"] == 7
-    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 7
+    assert len(first.trials) == 2 and len(second.trials) == 4
+    assert [t["index"] for t in second.trials] == list(range(4))
+    assert second.trials[:2] == first.trials
+    assert second.best_trial["index"] < 2 and second.best_config["c"] == 7
+    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 4
 
 
 def test_results_print_and_plot(optuna, tmp_path):
