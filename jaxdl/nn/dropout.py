@@ -35,7 +35,9 @@ class Dropout(Layer):
 
     Args:
         rate: the drop probability ``p`` in ``[0, 1)`` (Keras's meaning;
-            ``rate=0.2`` drops 20% of the units).
+            ``rate=0.2`` drops 20% of the units). A JAX array (or tracer) is
+            accepted unchecked, so a rate can be a hyperparameter traced through
+            ``jax.vmap`` (``tune.population_fit`` with a model factory).
 
     No params, no state. Shapes: unchanged.
 
@@ -54,6 +56,8 @@ class Dropout(Layer):
     rate: float
 
     def __post_init__(self):
+        if isinstance(self.rate, jax.Array):  # a traced rate: a population hyperparameter
+            return
         if not _checks.is_real(self.rate):
             raise TypeError(f"Dropout: `rate` must be a number in [0, 1) (the drop "
                             f"probability), got {self.rate!r} of type {type(self.rate).__name__}.")
@@ -71,7 +75,7 @@ class Dropout(Layer):
     def apply(self, params: Params, state: State, x: Array, *, key: Optional[PRNGKey] = None,
               training: bool = False) -> tuple[Array, State]:
         x = base.layer_input(f"Dropout(rate={self.rate})", x)
-        if not training or self.rate == 0.0:
+        if not training or (_checks.is_real(self.rate) and self.rate == 0.0):
             return x, state
         if key is None:
             raise ValueError(f"Dropout(rate={self.rate}): training=True needs a random key to "

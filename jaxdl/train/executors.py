@@ -12,7 +12,9 @@ compiled forms of it:
   run slower inside a loop body (XLA:CPU convolutions, jax-ml/jax#12868).
 
 Both return the sums of ``len(ids) * logs[name]`` over the steps they ran, so
-the epoch means weight every example once however the epoch was cut.
+the epoch means weight every example once however the epoch was cut. A log is
+a scalar, or an array (a population step logs one value per member, shape
+``(K,)``); its sums have its shape.
 :func:`compile_evaluation` and :func:`compile_prediction` do the same for
 inference over padded batches with per-row weights (0 masks the padding).
 """
@@ -41,7 +43,8 @@ def _add_weighted(sums: dict, logs: dict, n: jax.Array) -> dict:
 
 
 def _zeros_like_logs(logs_shape: dict) -> dict:
-    return {k: jnp.zeros((), jnp.float32) for k in logs_shape}
+    """Zero sums shaped like the logs: a scalar per name, or one value per population member."""
+    return {k: jnp.zeros(jnp.shape(s), jnp.float32) for k, s in logs_shape.items()}
 
 
 class StepRunner(NamedTuple):
@@ -77,12 +80,12 @@ def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
         >>> float(total), float(sums["seen"])     # sums weight each step by its batch size
         (6.0, 12.0)
     """
-    names: list = []  # the step's log names, traced once (not once per chunk)
+    shapes: dict = {}  # the step's log names and shapes, traced once (not once per chunk)
 
     def zero_sums(state, data, ids):
-        if not names:
-            names.extend(jax.eval_shape(step, state, take_rows(data, ids))[1])
-        return _zeros_like_logs(names)
+        if not shapes:
+            shapes.update(jax.eval_shape(step, state, take_rows(data, ids))[1])
+        return _zeros_like_logs(shapes)
 
     def chunk(state, data, idx):
         def body(carry, ids):

@@ -43,7 +43,7 @@ from jaxdl.train.inputs import short_repr
 from jaxdl.train.progress import EpochProgress
 
 __all__ = ["History", "CallbackList", "EpochPlan", "plan_epoch", "EpochTrainer",
-           "check_not_donated"]
+           "check_not_donated", "host_value"]
 
 
 class History:
@@ -248,6 +248,25 @@ def plan_epoch(owner: str, n: int, batch_size: int, *, drop_remainder: bool = Fa
                      f"'epoch', got {steps_per_execution!r}.")
 
 
+def host_value(value: Any) -> Any:
+    """A log fetched from the device, to accumulate on the host in float64: a Python
+    float for a scalar, a numpy array for a vector (one value per population member).
+
+    >>> host_value(np.float32(0.5)), host_value(np.array([1, 2], np.float32)).dtype
+    (0.5, dtype('float64'))
+    """
+    array = np.asarray(value)
+    return float(array) if array.ndim == 0 else array.astype(np.float64)
+
+
+def _value_range(values: Any) -> str:
+    values = np.asarray(values, np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    text = f"{finite.min():.4f}..{finite.max():.4f}" if finite.size else "none finite"
+    bad = values.size - finite.size
+    return text + (f" ({bad} not finite)" if bad and finite.size else "")
+
+
 def check_not_donated(owner: str, state: Any) -> None:
     """Raise if ``state``'s buffers were donated to a compiled step (they are deleted then)."""
     if any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(state)):
@@ -320,6 +339,10 @@ class EpochTrainer:
                 speed on this backend (see :func:`plan_epoch`).
             log_names: the order of the logged names (the step's logs come back
                 from the device with sorted keys); names not listed follow.
+                A step may log scalars or arrays (a population logs one value
+                per member, shape ``(K,)``): the epoch means keep the shape, the
+                History records the arrays, and the progress line shows their
+                range (:meth:`display_logs`).
             Others: as in ``Trainer.fit``.
 
         Returns:
@@ -339,7 +362,7 @@ class EpochTrainer:
             logs = {k: logs[k] for k in (*(log_names or ()), *logs) if k in logs}
             if validate is not None:
                 logs.update({f"val_{k}": v for k, v in validate().items()})
-            progress.close(logs)  # the epoch line first, then what callbacks print
+            progress.close(self.display_logs(logs))  # the epoch line, then callbacks' prints
             callbacks.on_epoch_end(epoch, logs)
             self.history.append(epoch, logs)
             if self.stop_training:
@@ -379,7 +402,7 @@ class EpochTrainer:
     def _run_epoch(self, runner: StepRunner, data: Any, order: np.ndarray, plan: EpochPlan,
                    progress: EpochProgress) -> dict:
         """One epoch in the order ``order``; its logs (means over the examples seen)."""
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}
         seen, size = 0, plan.batch_size
         chunks = [(start, min(start + plan.report, plan.full))
                   for start in range(0, plan.full, plan.report)]
@@ -393,14 +416,23 @@ class EpochTrainer:
             self.state, chunk_sums = self._steps(runner, data, idx, plan.fused)
             seen += idx.size
             host = jax.device_get(chunk_sums)  # one sync per executed chunk
-            sums = {k: sums.get(k, 0.0) + float(host[k]) for k in host}
+            sums = {k: sums.get(k, 0.0) + host_value(host[k]) for k in host}
             running = {k: v / seen for k, v in sums.items()}
             if stop <= plan.full:
-                progress.update(stop, running)
+                progress.update(stop, self.display_logs(running))
             self.callbacks.on_batch_end(min(stop, plan.steps), running)
             if self.stop_training:
                 break
         return {k: v / max(seen, 1) for k, v in sums.items()}
+
+    def display_logs(self, logs: dict) -> dict:
+        """What the progress line shows of ``logs``: scalars as they are, and a vector
+        log (one value per population member) as its range ``"min..max"``.
+
+        >>> EpochTrainer().display_logs({"loss": 0.5, "val_loss": np.array([0.25, 0.75])})
+        {'loss': 0.5, 'val_loss': '0.2500..0.7500'}
+        """
+        return {k: v if np.ndim(v) == 0 else _value_range(v) for k, v in logs.items()}
 
     def _steps(self, runner: StepRunner, data: Any, idx: np.ndarray, fused: bool):
         """Run the batches ``idx`` (one row each); return (state, device-side sums)."""
