@@ -138,6 +138,7 @@ class PopulationTrainer(EpochTrainer):
         self.runner = executors.compile_steps(self.step)
         self.evaluator = executors.compile_evaluation(self.eval_step)
         self.input_shape = None
+        self._inits: dict = {}  # (input_shape, seed) -> the compiled, vmapped init
 
     def reset(self, hparams: dict) -> None:
         """Start over with a new population (no state yet); the compiled step is kept, so a
@@ -180,14 +181,20 @@ class PopulationTrainer(EpochTrainer):
 
     def build(self, input_shape: Any, seed: int = 0) -> PopulationState:
         """Initialize every member; member ``i``'s key is ``key(hp["seed"])`` if there is a
-        ``"seed"`` hyperparameter, else ``key(seed)`` (one init for all)."""
-        def create(hp):
-            key = jax.random.key(hp["seed"]) if "seed" in hp else jax.random.key(seed)
-            return TrainState.create(self.model_fn(hp), self.transformation(hp), input_shape,
-                                     key)
+        ``"seed"`` hyperparameter, else ``key(seed)`` (one init for all).
 
+        The vmapped init is compiled (once per input shape and seed: eager, its
+        many small operations would cost more than the training of a small model).
+        """
+        if (input_shape, seed) not in self._inits:
+            def create(hp):
+                key = jax.random.key(hp["seed"]) if "seed" in hp else jax.random.key(seed)
+                return TrainState.create(self.model_fn(hp), self.transformation(hp),
+                                         input_shape, key)
+
+            self._inits[(input_shape, seed)] = jax.jit(jax.vmap(create))
         hparams = {k: jnp.asarray(v) for k, v in self.hparams.items()}
-        self.state = PopulationState(jax.vmap(create)(hparams), hparams)
+        self.state = PopulationState(self._inits[(input_shape, seed)](hparams), hparams)
         self.input_shape = input_shape
         return self.state
 
