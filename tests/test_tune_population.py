@@ -139,6 +139,9 @@ def test_bad_arguments_are_refused_with_a_clear_message():
     with pytest.raises(TypeError, match="model must be a layer .* or a function hp -> layer"):
         tune.population_fit("mlp", "sparse_categorical_crossentropy",
                             lambda hp: optim.sgd(hp["lr"]), {"lr": [0.1]}, x, y, 1, 8)
+    with pytest.raises(TypeError, match="the model function must return a layer"):
+        tune.population_fit(lambda hp: None, "sparse_categorical_crossentropy",
+                            lambda hp: optim.sgd(hp["lr"]), {"lr": [0.1]}, x, y, 1, 8)
     with pytest.raises(ValueError, match="metric='val_loss' was not logged"):
         tune.population_fit(_mlp(), "sparse_categorical_crossentropy",
                             lambda hp: optim.sgd(hp["lr"]), {"lr": [0.1]}, x, y, 1, 8,

@@ -44,7 +44,7 @@ from jaxdl.train.loop import EpochTrainer, History, check_not_donated
 from jaxdl.train.state import TrainState, make_eval_step, make_train_step, resolve_loss
 
 __all__ = ["Population", "PopulationState", "PopulationTrainer", "population_fit",
-           "population_search", "check_hparams"]
+           "population_search", "check_hparams", "split_history"]
 
 
 def check_hparams(owner: str, hparams: Any) -> dict[str, np.ndarray]:
@@ -135,6 +135,10 @@ class PopulationTrainer(EpochTrainer):
             else tuple(metrics)
         self.log_names = ["loss"] + list(_metrics.resolve(self.metrics, self.loss))
         self.example_model = self.model_fn(self.member_config(0, arrays=True))
+        if not (hasattr(self.example_model, "init") and hasattr(self.example_model, "apply")):
+            raise TypeError(f"{owner}: the model function must return a layer for a member's "
+                            f"hp, e.g. lambda hp: nn.Sequential([...]); it returned "
+                            f"{short_repr(self.example_model)}.")
         self.runner = executors.compile_steps(self.step)
         self.evaluator = executors.compile_evaluation(self.eval_step)
         self.input_shape = None
@@ -214,7 +218,9 @@ class PopulationTrainer(EpochTrainer):
         ``engine`` keyword arguments (``shuffle``, ``steps_per_execution``,
         ``drop_remainder``, ``callbacks``, ``initial_epoch``) go to
         :meth:`~jaxdl.train.EpochTrainer.run_epochs`. The History holds arrays
-        of shape ``(K,)``; :class:`Population` splits it per member.
+        of shape ``(K,)``; :class:`Population` splits it per member. Callbacks
+        see those arrays too, so only callbacks that accept them fit here (a
+        ``LambdaCallback``; not ``EarlyStopping``, which monitors one number).
         """
         owner = "population_fit"
         seed = _checks.non_negative_int(owner, "seed", seed)
