@@ -1,0 +1,16 @@
+"""pytest configuration for every test and doctest (``tests/`` and ``jaxdl/``).
+
+The suite checks results, not speed, and is made of many small programs that
+each compile once and run a few steps: there XLA's backend optimizations
+(LLVM at -O3) cost more compile time than they save at run time. Measured on
+2 CPU cores, ``tests/test_train.py`` and ``tests/test_nn_conv.py`` took 149 s
+with them off against 297-409 s with them on. Benchmarks, examples and users
+keep XLA's full optimization; set ``JAXDL_TEST_FULL_XLA=1`` to test with it.
+"""
+
+import os
+
+import jax
+
+if not os.environ.get("JAXDL_TEST_FULL_XLA"):
+    jax.config.update("jax_disable_most_optimizations", True)
