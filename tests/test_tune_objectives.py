@@ -69,3 +69,22 @@ def test_fit_objective_errors_name_the_problem():
                                    metric="val_loss")
     with pytest.raises(ValueError, match="'val_loss' is not logged"):
         objective({"lr": 0.1})
+
+
+def test_under_optuna_the_studys_pruner_decides():
+    optuna = pytest.importorskip("optuna")
+    x, y = _blobs()
+    objective = tune.fit_objective(_build, x, y, epochs=3, batch_size=32)
+    result = tune.optuna_search(
+        objective, {"lr": tune.choice([0.3, 1e-6])}, n_trials=4, metric="val_loss",
+        sampler=optuna.samplers.RandomSampler(seed=0),  # 1e-6, 0.3, 1e-6, 1e-6
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1))
+    seen_good, checked = False, 0
+    for trial in result.trials:  # in the order Optuna ran them
+        if trial["config"]["lr"] == 0.3:
+            assert trial["status"] == "ok"
+            seen_good = True
+        elif seen_good:  # a hopeless rate after a completed good one: Optuna's pruner stops it
+            assert trial["status"] == "pruned"
+            checked += 1
+    assert checked >= 1

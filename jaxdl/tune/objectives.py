@@ -11,7 +11,8 @@ with :func:`jaxdl.tune.report`; from epoch ``grace_epochs`` on, once at least
 ``min_trials`` earlier trials of the same search reported a value at that
 epoch, a trial whose value is worse than their median stops and is recorded
 as ``"pruned"``. The earlier values come from the search's trial records (and
-its log), so a resumed search prunes as the uninterrupted one would.
+its log), so a resumed search prunes as the uninterrupted one would. Under
+:func:`jaxdl.tune.optuna_search` the study's own pruner decides instead.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class MedianStopping(train.Callback):
         if trial is None:
             return
         search.report(epoch, value)
+        if trial.pruner is not None:  # the search has its own pruner (Optuna's): it decides
+            if trial.should_prune():
+                raise search.TrialPruned(f"{self.monitor} = {value:.6g} after epoch "
+                                         f"{epoch + 1}: stopped by the search's pruner")
+            return
         earlier = [v for v in trial.earlier(epoch) if v is not None and math.isfinite(v)]
         if epoch + 1 <= self.grace_epochs or len(earlier) < self.min_trials:
             return
