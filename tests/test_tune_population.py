@@ -214,3 +214,21 @@ def test_dropout_takes_an_array_rate_and_still_checks_python_numbers():
         nn.Dropout(1.0)
     with pytest.raises(TypeError, match="rate` must be a number"):
         nn.Dropout("0.5")
+
+
+@pytest.mark.slow
+def test_the_population_benchmark_runs(tmp_path):
+    """The benchmark's wiring and report, not its numbers (timings are never asserted)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / \
+        "bench_tune_population.py"
+    spec = importlib.util.spec_from_file_location("bench_tune_population", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "report.md"
+    results = bench.main(["--quick", "--members", "2", "--out", str(out)])
+    assert set(results) == {"sequential cold", "sequential warm", "population cold",
+                            "population warm", "speedup"}
+    assert "| with compilation |" in out.read_text()
