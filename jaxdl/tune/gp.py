@@ -58,11 +58,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import log_ndtr, ndtr
 
 #: The smallest noise variance (of standardized targets): keeps the Cholesky factor stable.
 MIN_NOISE = 1e-6
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_TAIL = -20.0  # below, log h(z) comes from its asymptotic series
 
 
 class GPParams(NamedTuple):
@@ -156,7 +157,7 @@ def log_marginal_likelihood(params: GPParams, x, y, mask):
     chol = jnp.linalg.cholesky(_covariance(params, x, mask))
     r = jnp.where(mask, y - params.mean, 0.0)
     w = jax.scipy.linalg.solve_triangular(chol, r, lower=True)
-    n = jnp.sum(mask)
+    n = jnp.sum(mask.astype(w.dtype))
     return -0.5 * w @ w - jnp.sum(jnp.log(jnp.diagonal(chol))) - n * _LOG_SQRT_2PI
 
 
@@ -223,7 +224,7 @@ def triangular_inverse(chol):
     as ``[[A, 0], [B, C]]^-1 = [[A^-1, 0], [-C^-1 B A^-1, C^-1]]``, all blocks
     of a size at once, from ``1 / L_ii`` up (``n`` is padded with the identity
     to a power of two). Small batched products only: on CPU this beats a
-    LAPACK solve against the identity many times over, and it ``vmap``\ s well.
+    LAPACK solve against the identity many times over, and it batches well.
 
     >>> L = jnp.array([[2.0, 0.0], [1.0, 4.0]])
     >>> triangular_inverse(L).tolist()
@@ -261,7 +262,7 @@ def _factor(theta, diff2, y, mask):
     r = jnp.where(mask, y - p.mean, 0.0)
     alpha = chol_inv.T @ (chol_inv @ r)
     value = (-0.5 * r @ alpha - jnp.sum(jnp.log(jnp.diagonal(chol)))
-             - jnp.sum(mask) * _LOG_SQRT_2PI)
+             - jnp.sum(mask.astype(r.dtype)) * _LOG_SQRT_2PI)
     return value, (p, q, pair, k, dk_dr2, chol_inv, alpha)
 
 
@@ -365,25 +366,31 @@ def predict(post: Posterior, xq):
 
 
 def _log_h_and_slope(z):
-    """``(log h(z), h'(z) / h(z))`` with ``h(z) = z Phi(z) + phi(z)``, ``h' = Phi``."""
-    zd = jnp.maximum(z, -1.0)
-    cdf = ndtr(zd)
-    direct = jnp.log(zd * cdf + jnp.exp(-0.5 * zd * zd - _LOG_SQRT_2PI))
-    za = jnp.minimum(z, -1.0)
-    log_phi = -0.5 * za * za - _LOG_SQRT_2PI
-    log_cdf = log_ndtr(za)
-    tail = log_phi + jnp.log1p(za * jnp.exp(log_cdf - log_phi))
-    value = jnp.where(z >= -1.0, direct, tail)
-    return value, jnp.exp(jnp.where(z >= -1.0, jnp.log(cdf), log_cdf) - value)
+    """``(log h(z), h'(z) / h(z))`` with ``h(z) = z Phi(z) + phi(z)``, ``h' = Phi``.
+
+    Direct for ``z >= -20`` (float64 loses at most 3 digits to the cancellation
+    there); below, the asymptotic series ``h = phi / z^2 (1 - 3/z^2 + 15/z^4 -
+    105/z^6)`` and ``Phi = phi / |z| (1 - 1/z^2 + 3/z^4 - 15/z^6)``, whose next
+    terms are below 4e-8 relative. One ``erfc`` in all, so a small program.
+    """
+    zd = jnp.maximum(z, _TAIL)
+    cdf = 0.5 * jax.lax.erfc(-zd * _SQRT_HALF)
+    h = zd * cdf + jnp.exp(-0.5 * zd * zd - _LOG_SQRT_2PI)
+    za = jnp.minimum(z, _TAIL)
+    w = 1.0 / (za * za)
+    h_series = 1.0 - 3.0 * w + 15.0 * w * w - 105.0 * w ** 3
+    tail = -0.5 * za * za - _LOG_SQRT_2PI + jnp.log(w * h_series)
+    tail_slope = -za * (1.0 - w + 3.0 * w * w - 15.0 * w ** 3) / h_series
+    direct = z >= _TAIL
+    return jnp.where(direct, jnp.log(h), tail), jnp.where(direct, cdf / h, tail_slope)
 
 
 @jax.custom_jvp
 def log_h(z):
     """``log(z Phi(z) + phi(z))``, stable for every ``z`` (very negative ones included).
 
-    For ``z < -1``: ``log phi(z) + log1p(z Phi(z) / phi(z))`` with the ratio
-    from ``log_ndtr``, which keeps its precision where ``Phi(z)`` underflows.
-    Its derivative ``Phi(z) / h(z)`` is written out and shares those terms.
+    Its derivative ``Phi(z) / h(z)`` is written out and shares the terms of
+    the value (see ``_log_h_and_slope``).
     """
     return _log_h_and_slope(z)[0]
 
@@ -493,6 +500,22 @@ def standardize(y):
     return (y - y.mean()) / max(float(y.std()), 1e-12)
 
 
+def _check_data(x, y):
+    """``x`` and ``y`` as float64 arrays, or a ValueError that says what is wrong."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"gp.suggest: `x` must have shape (n, d) with n >= 1 (one row per "
+                         f"observed point), got shape {x.shape}; reshape a 1-D input "
+                         f"with x.reshape(-1, 1).")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"gp.suggest: `y` must hold one value per row of `x`, shape "
+                         f"({x.shape[0]},), got shape {y.shape}.")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("gp.suggest: `x` and `y` must be finite; drop or replace the NaN/inf "
+                         "observations (bayesian_search gives failed trials the worst value).")
+    return x, y
+
+
 def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1000,
             n_local: int = 200, fit_steps: int = 200, ei_steps: int = 100):
     """The next point to evaluate, to minimize ``y``: a ``(d,)`` numpy array in ``[0, 1]``.
@@ -509,7 +532,7 @@ def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1
         fit_steps, ei_steps: Adam steps fitting the hyperparameters and
             refining the candidates.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x, y = _check_data(x, y)
     n, d = x.shape
     capacity = capacity or capacity_for(n)
     xp = np.zeros((capacity, d))
