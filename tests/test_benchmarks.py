@@ -40,3 +40,11 @@ def test_smallest_benchmark_runs(script, args, expect, tmp_path):
 ])
 def test_quick_benchmark_runs(script, expect, tmp_path):
     assert expect in _run(script, ["--quick"], tmp_path)
+
+
+def test_tune_benchmark_runs(tmp_path):
+    """bench_tune's wiring and report on the smallest run (5 random trials, one seed, no timing)."""
+    stdout = _run("bench_tune.py", ["--quick", "--problems", "branin", "--contestants",
+                                    "jaxdl bayes,optuna random", "--seeds", "1", "--trials", "5",
+                                    "--timing-repeats", "0"], tmp_path)
+    assert "| branin |" in stdout and "target (issue 14)" in stdout
