@@ -311,7 +311,7 @@ def condition(params: GPParams, x, y, mask) -> Posterior:
     return Posterior(params, x, mask, chol_inv, alpha)
 
 
-def fit(x, y, mask, starts, steps: int = 200, learning_rate: float = 0.1) -> Posterior:
+def fit(x, y, mask, starts, steps=200, learning_rate: float = 0.1) -> Posterior:
     """The GP conditioned on the data, its hyperparameters maximizing likelihood + prior.
 
     Adam on the log parameters from all ``starts`` at once (``vmap``), the
@@ -322,31 +322,32 @@ def fit(x, y, mask, starts, steps: int = 200, learning_rate: float = 0.1) -> Pos
         x: ``(capacity, d)`` inputs in the unit cube; y: ``(capacity,)``
             standardized targets; mask: ``(capacity,)`` bool, the real rows.
         starts: ``(n_starts, d + 3)`` parameter vectors (:func:`random_starts`).
+        steps: Adam steps, an int or a traced integer (one program for any).
 
     Returns:
         Posterior (its ``params`` the fitted hyperparameters).
     """
     diff2 = jnp.square(x[:, None, :] - x[None, :, :])
 
-    def step(carry, t):
+    def step(i, carry):
         theta, m, v, _ = carry
+        t = (i + 1).astype(y.dtype)
         value, grad, chol_inv, alpha = _value_and_grad(theta, diff2, y, mask)
         prior, g_prior = log_prior_and_grad(theta)
         g = -(grad + g_prior)
         g = jnp.where(jnp.isfinite(g), g, 0.0)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        lr = learning_rate * 0.1 ** (t / steps)
+        lr = learning_rate * 0.1 ** (t / jnp.asarray(steps, y.dtype))
         m_hat, v_hat = m / (1.0 - 0.9 ** t), v / (1.0 - 0.999 ** t)
         new = theta - lr * m_hat / (jnp.sqrt(v_hat) + 1e-8)
-        return (new, m, v, (theta, value + prior, chol_inv, alpha)), None
+        return new, m, v, (theta, value + prior, chol_inv, alpha)
 
     def run(theta0):
         n = y.shape[0]
         init = (theta0, jnp.zeros_like(theta0), jnp.zeros_like(theta0),
                 (theta0, -jnp.inf, jnp.zeros((n, n), y.dtype), jnp.zeros(n, y.dtype)))
-        ts = jnp.arange(1, steps + 1, dtype=y.dtype)
-        return jax.lax.scan(step, init, ts)[0][3]
+        return jax.lax.fori_loop(0, steps, step, init)[3]
 
     thetas, values, chol_invs, alphas = jax.vmap(run)(jnp.asarray(starts, y.dtype))
     best = jnp.argmax(jnp.where(jnp.isfinite(values), values, -jnp.inf))
@@ -471,14 +472,14 @@ def maximize_ei(post: Posterior, best, best_x, uniform, local_steps, n_refine: i
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 
 
-@functools.partial(jax.jit, static_argnames=("fit_steps", "ei_steps"),
-                   compiler_options=COMPILER_OPTIONS)
+@functools.partial(jax.jit, static_argnames="ei_steps", compiler_options=COMPILER_OPTIONS)
 def _next_point(x, y, mask, starts, uniform, local_steps, fit_steps, ei_steps):
     """Fit and maximize EI: one program per shape (capacity, d, number of draws)."""
     post = fit(x, y, mask, starts, steps=fit_steps)
     masked_y = jnp.where(mask, y, jnp.inf)
     i_best = jnp.argmin(masked_y)
-    return maximize_ei(post, masked_y[i_best], x[i_best], uniform, local_steps, steps=ei_steps)
+    u, _ = maximize_ei(post, masked_y[i_best], x[i_best], uniform, local_steps, steps=ei_steps)
+    return u, post.params.vector()
 
 
 def capacity_for(n: int, n_trials: int = 0) -> int:
@@ -529,8 +530,9 @@ def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1
         capacity: the padded size (default :func:`capacity_for` ``(n)``).
         n_starts, n_random, n_local: fitting starts, uniform candidates and
             candidates around the incumbent.
-        fit_steps, ei_steps: Adam steps fitting the hyperparameters and
-            refining the candidates.
+        fit_steps, ei_steps: Adam steps fitting the hyperparameters (any
+            number runs in the same compiled program) and refining the
+            candidates.
     """
     x, y = _check_data(x, y)
     n, d = x.shape
@@ -544,5 +546,6 @@ def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1
     starts = random_starts(rng, d, n_starts)
     uniform, local_steps = candidate_draws(rng, d, n_random, n_local)
     with jax.enable_x64(True):
-        u, _ = _next_point(xp, yp, mask, starts, uniform, local_steps, fit_steps, ei_steps)
+        u, _ = _next_point(xp, yp, mask, starts, uniform, local_steps, np.int64(fit_steps),
+                           ei_steps)
         return np.clip(np.asarray(u), 0.0, 1.0)
