@@ -190,3 +190,13 @@ def test_suggest_rejects_bad_data():
         gp.suggest(np.zeros((3, 2)), np.zeros(4))
     with pytest.raises(ValueError, match=r"gp.suggest.*finite"):
         gp.suggest(np.zeros((2, 1)), np.array([1.0, np.nan]))
+
+
+def test_suggest_copes_with_degenerate_data(monkeypatch):
+    """Repeated points and equal values still give a point of the cube; a failed fit explores."""
+    x = np.array([[0.2], [0.2], [0.2], [0.6], [0.6]])
+    u = gp.suggest(x, np.ones(5), seed=0)
+    assert np.all(np.isfinite(u)) and 0.0 <= u[0] <= 1.0
+    monkeypatch.setattr(gp, "_next_point", lambda *args: (np.full(1, np.nan), None))
+    u = gp.suggest(x, np.arange(5.0), seed=0)
+    assert np.all(np.isfinite(u)) and 0.0 <= u[0] <= 1.0

@@ -548,4 +548,7 @@ def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1
     with jax.enable_x64(True):
         u, _ = _next_point(xp, yp, mask, starts, uniform, local_steps, np.int64(fit_steps),
                            ei_steps)
-        return np.clip(np.asarray(u), 0.0, 1.0)
+    u = np.asarray(u)
+    if not np.all(np.isfinite(u)):  # every fit failed (degenerate data): explore instead
+        u = uniform[0]
+    return np.clip(u, 0.0, 1.0)
