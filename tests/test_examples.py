@@ -107,3 +107,15 @@ def test_transfer_learning_one_seed(tmp_path, capsys):
 @pytest.mark.slow  # the full table: 3 seeds x k in (1, 3, 10), ~45 s on 2 cores
 def test_transfer_learning_full_table(tmp_path):
     _check_transfer(load("transfer_learning").main(seeds=3, out=str(tmp_path), verbose=0))
+
+
+@pytest.mark.slow  # three searches of 12 trials and a population: minutes on 2 cores
+def test_hyperparameter_search_example(tmp_path, capsys):
+    summary = load("hyperparameter_search").main(trials=12, epochs=10, out_dir=str(tmp_path))
+    # Every strategy finds a configuration that learned the digits (chance is ln 10 = 2.30).
+    for name in ("grid", "random", "bayesian", "population"):
+        assert summary[name]["best_value"] < 0.5, (name, summary[name])
+    # Bayesian search is at least as good as random search from the same initial draws.
+    assert summary["bayesian"]["best_value"] <= summary["random"]["best_value"] * 1.05
+    assert (tmp_path / "hyperparameter_search.png").stat().st_size > 10_000
+    assert "population" in capsys.readouterr().out

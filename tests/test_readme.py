@@ -18,3 +18,7 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert namespace["samples"].shape == (1000, 2)           # the GAN section
     assert list((tmp_path / "gan_samples").glob("samples_epoch_3.png"))
     assert namespace["codes"].shape == (len(namespace["x_test"]), 2)
+    result, pop = namespace["result"], namespace["pop"]                # the tune section
+    assert len(result.trials) == 5 and (tmp_path / "search.png").exists()
+    assert len((tmp_path / "study.jsonl").read_text().splitlines()) == 6   # header + 5 trials
+    assert len(pop.histories) == 8 and pop.final[pop.best_index]["val_accuracy"] > 0.5
