@@ -197,6 +197,6 @@ def test_suggest_copes_with_degenerate_data(monkeypatch):
     x = np.array([[0.2], [0.2], [0.2], [0.6], [0.6]])
     u = gp.suggest(x, np.ones(5), seed=0)
     assert np.all(np.isfinite(u)) and 0.0 <= u[0] <= 1.0
-    monkeypatch.setattr(gp, "_next_point", lambda *args: (np.full(1, np.nan), None))
+    monkeypatch.setattr(gp, "_next_point", lambda *args: (np.full(1, np.nan), np.zeros(4)))
     u = gp.suggest(x, np.arange(5.0), seed=0)
     assert np.all(np.isfinite(u)) and 0.0 <= u[0] <= 1.0

@@ -55,23 +55,57 @@ def observations(space: dict, finished: list, mode: str) -> tuple[np.ndarray, np
     return x, y
 
 
-def propose(space: dict, finished: list, *, seed: int, index: int, n_trials: int,
-            mode: str) -> dict:
-    """The GP's configuration for trial ``index`` (deterministic given its arguments).
+class Proposer:
+    """The GP's proposals of one search, each fit warm-started from the previous trial's.
 
-    The expected-improvement maximizer on the unit cube is decoded (choices by
-    argmax, integers rounded); should that land on a configuration already
-    tried (a small discrete space), a random one is drawn instead.
+    ``fits[i]`` holds the hyperparameters fitted when trial ``i`` was
+    proposed (``None``: fitted from scratch next time). Fit ``i`` starts from
+    fit ``i - 1``, so a proposal depends on the whole chain; a resumed search,
+    which lacks the chain, first replays it from the finished trials (cheap:
+    one short fit per trial), so it proposes exactly what the uninterrupted
+    search would have.
     """
-    rng = np.random.default_rng([seed, index])
-    x, y = observations(space, finished, mode)
-    if len(y) == 0 or x.shape[1] == 0:
-        return spaces.sample_config(space, rng)
-    u = gp.suggest(x, y, seed=[seed, index], capacity=gp.capacity_for(len(y), n_trials))
-    config = spaces.decode_config(space, u)
-    if np.any(np.all(np.isclose(x, spaces.encode_config(space, config)), axis=1)):
-        return spaces.sample_config(space, rng)
-    return config
+
+    def __init__(self, space: dict, *, seed: int, n_initial: int, n_trials: int, mode: str):
+        self.space, self.seed, self.n_initial = space, seed, n_initial
+        self.n_trials, self.mode, self.fits = n_trials, mode, {}
+
+    def fit(self, index: int, finished: list):
+        """``(u, theta)`` from the trials before ``index``; ``(None, None)`` without data."""
+        x, y = observations(self.space, finished[:index], self.mode)
+        if len(y) == 0 or x.shape[1] == 0:
+            self.fits[index] = None
+            return None, None
+        u, theta = gp.propose(x, y, seed=[self.seed, index], init=self.previous(index, finished),
+                              capacity=gp.capacity_for(len(y), self.n_trials))
+        self.fits[index] = theta
+        return u, theta
+
+    def previous(self, index: int, finished: list):
+        """Fit ``index - 1`` (replayed if this process did not compute it), or None."""
+        missing = [i for i in range(self.n_initial, index) if i not in self.fits]
+        for i in missing:  # empty unless the search was resumed
+            self.fit(i, finished)
+        return self.fits.get(index - 1)
+
+    def __call__(self, index: int, finished: list) -> dict:
+        """The configuration of trial ``index``: random first, then the GP's (deterministic).
+
+        The expected-improvement maximizer is decoded (choices by argmax,
+        integers rounded); should that land on a configuration already tried
+        (a small discrete space), a random one is drawn instead.
+        """
+        rng = np.random.default_rng([self.seed, index])
+        if index < self.n_initial:
+            return spaces.sample_config(self.space, rng)
+        u, _ = self.fit(index, finished)
+        if u is None:
+            return spaces.sample_config(self.space, rng)
+        config = spaces.decode_config(self.space, u)
+        x = np.stack([spaces.encode_config(self.space, t["config"]) for t in finished[:index]])
+        if np.any(np.all(np.isclose(x, spaces.encode_config(self.space, config)), axis=1)):
+            return spaces.sample_config(self.space, rng)
+        return config
 
 
 def bayesian_search(objective: Callable, space: dict, n_trials: int,
@@ -119,11 +153,7 @@ def bayesian_search(objective: Callable, space: dict, n_trials: int,
         n_initial = default_initial(spaces.space_width(space), n_trials)
     n_initial = _checks.positive_int(OWNER, "n_initial", n_initial)
 
-    def suggest(index, finished):
-        if index < n_initial:
-            return spaces.sample_config(space, np.random.default_rng([seed, index]))
-        return propose(space, finished, seed=seed, index=index, n_trials=n_trials, mode=mode)
-
+    suggest = Proposer(space, seed=seed, n_initial=n_initial, n_trials=n_trials, mode=mode)
     header = {"strategy": "bayesian", "space": spaces.describe_space(space), "seed": seed,
               "n_initial": n_initial}
     return search.run_search(objective, suggest, n_trials, mode=mode, metric=metric, log=log,

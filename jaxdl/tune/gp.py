@@ -197,7 +197,7 @@ def random_starts(rng: np.random.Generator, dim: int, n_starts: int) -> np.ndarr
                              rng.uniform(-1.0, 1.0, (n_starts, 1)),
                              rng.uniform(-12.0, -3.0, (n_starts, 1)),
                              np.zeros((n_starts, 1))], axis=1)
-    starts[0] = np.asarray(default_params(dim).vector())
+    starts[0] = np.concatenate([np.zeros(dim), [0.0, math.log(1e-3), 0.0]])  # default_params
     return starts
 
 
@@ -517,9 +517,13 @@ def _check_data(x, y):
     return x, y
 
 
-def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1000,
-            n_local: int = 200, fit_steps: int = 200, ei_steps: int = 100):
-    """The next point to evaluate, to minimize ``y``: a ``(d,)`` numpy array in ``[0, 1]``.
+#: Adam steps fitting the hyperparameters from scratch, and from the previous trial's fit.
+COLD_STEPS, WARM_STEPS = 200, 60
+
+
+def propose(x, y, seed=0, *, init=None, capacity=None, n_starts: int = 8, n_random: int = 1000,
+            n_local: int = 200, fit_steps=None, ei_steps: int = 100):
+    """The next point to evaluate, to minimize ``y``, and the fitted hyperparameters.
 
     Args:
         x: ``(n, d)`` observed inputs in the unit cube (``n >= 1``).
@@ -527,12 +531,20 @@ def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1
         seed: an int or a sequence of ints (e.g. ``[seed, trial_index]``)
             seeding the fitting starts and the candidates: equal arguments give
             equal suggestions.
+        init: a ``theta`` this function returned for the data minus the
+            latest point(s): it replaces the last random start and the fit
+            shortens to ``WARM_STEPS`` (from ``COLD_STEPS``), as the optimum
+            moves little when one point is added. ``None`` fits from scratch.
         capacity: the padded size (default :func:`capacity_for` ``(n)``).
         n_starts, n_random, n_local: fitting starts, uniform candidates and
             candidates around the incumbent.
-        fit_steps, ei_steps: Adam steps fitting the hyperparameters (any
-            number runs in the same compiled program) and refining the
-            candidates.
+        fit_steps, ei_steps: Adam steps fitting the hyperparameters (default
+            from ``init``; any number runs in the same compiled program) and
+            refining the candidates.
+
+    Returns:
+        ``(u, theta)``: a ``(d,)`` numpy point in ``[0, 1]`` and the fitted
+        :meth:`GPParams.vector` as numpy.
     """
     x, y = _check_data(x, y)
     n, d = x.shape
@@ -545,10 +557,21 @@ def suggest(x, y, seed=0, *, capacity=None, n_starts: int = 8, n_random: int = 1
     rng = np.random.default_rng(seed)
     starts = random_starts(rng, d, n_starts)
     uniform, local_steps = candidate_draws(rng, d, n_random, n_local)
+    if init is not None:
+        starts[-1] = init
+    steps = fit_steps or (COLD_STEPS if init is None else WARM_STEPS)
     with jax.enable_x64(True):
-        u, _ = _next_point(xp, yp, mask, starts, uniform, local_steps, np.int64(fit_steps),
-                           ei_steps)
+        u, theta = _next_point(xp, yp, mask, starts, uniform, local_steps, np.int64(steps),
+                               ei_steps)
     u = np.asarray(u)
     if not np.all(np.isfinite(u)):  # every fit failed (degenerate data): explore instead
         u = uniform[0]
-    return np.clip(u, 0.0, 1.0)
+    return np.clip(u, 0.0, 1.0), np.asarray(theta)
+
+
+def suggest(x, y, seed=0, **kwargs):
+    """The next point to evaluate, to minimize ``y``: :func:`propose`'s point alone.
+
+    A ``(d,)`` numpy array in ``[0, 1]``; equal arguments give equal points.
+    """
+    return propose(x, y, seed, **kwargs)[0]
