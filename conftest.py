@@ -6,6 +6,8 @@ each compile once and run a few steps: there XLA's backend optimizations
 2 CPU cores, ``tests/test_train.py`` and ``tests/test_nn_conv.py`` took 149 s
 with them off against 297-409 s with them on. Benchmarks, examples and users
 keep XLA's full optimization; set ``JAXDL_TEST_FULL_XLA=1`` to test with it.
+The environment variable carries the setting into the Python processes tests
+start (examples, benchmark smoke runs, killed children).
 """
 
 import os
@@ -13,4 +15,5 @@ import os
 import jax
 
 if not os.environ.get("JAXDL_TEST_FULL_XLA"):
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"  # read by JAX when a child imports it
     jax.config.update("jax_disable_most_optimizations", True)
