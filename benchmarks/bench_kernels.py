@@ -317,6 +317,11 @@ def bench_cnn_step(rounds, batch=128) -> str:
 
 # --------------------------------------------------------------------------- main
 
+def _small(case: tuple) -> tuple:
+    """A conv or pooling case with its batch cut to 8 (``--smoke``)."""
+    return (case[0], (8, *case[1][1:]), *case[2:])
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run, under a minute")
@@ -329,17 +334,18 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     rounds = args.rounds or (1 if args.smoke else 3 if args.quick else 9)
     sizes = [256] if args.smoke else [512, 1024] if args.quick else [512, 1024, 2048, 4096]
-    conv_shapes = CONV_SHAPES[:1] if args.smoke else CONV_SHAPES[:2] if args.quick \
-        else CONV_SHAPES
-    pool_cases = POOL_CASES[:1] if args.smoke else POOL_CASES[:2] + POOL_CASES[3:4] \
-        if args.quick else POOL_CASES
+    conv_shapes = CONV_SHAPES[:2] if args.quick else CONV_SHAPES
+    pool_cases = POOL_CASES[:2] + POOL_CASES[3:4] if args.quick else POOL_CASES
+    batch = 128
+    if args.smoke:  # the first case of each section at batch 8: the wiring, not the numbers
+        conv_shapes, pool_cases, batch = [_small(CONV_SHAPES[0])], [_small(POOL_CASES[0])], 8
 
     start = time.perf_counter()
     parts = ["## Environment", "\n".join(environment())]
     sections = [("matmul", lambda: bench_matmul(sizes, rounds)),
                 ("conv2d", lambda: bench_conv(conv_shapes, rounds)),
                 ("pooling: forward / forward+backward", lambda: bench_pool(pool_cases, rounds)),
-                ("small CNN training step", lambda: bench_cnn_step(rounds))]
+                ("small CNN training step", lambda: bench_cnn_step(rounds, batch))]
     print(parts[0] + "\n\n" + parts[1] + "\n", flush=True)
     for title, fn in sections:
         t0 = time.perf_counter()

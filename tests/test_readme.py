@@ -21,4 +21,4 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     result, pop = namespace["result"], namespace["pop"]                # the tune section
     assert len(result.trials) == 5 and (tmp_path / "search.png").exists()
     assert len((tmp_path / "study.jsonl").read_text().splitlines()) == 6   # header + 5 trials
-    assert len(pop.histories) == 8 and pop.final[pop.best_index]["val_accuracy"] > 0.5
+    assert len(pop.histories) == 4 and pop.final[pop.best_index]["val_accuracy"] > 0.5
