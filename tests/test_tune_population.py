@@ -146,7 +146,7 @@ def test_bad_arguments_are_refused_with_a_clear_message():
         tune.population_fit(_mlp(), "sparse_categorical_crossentropy",
                             lambda hp: optim.sgd(hp["lr"]), {"lr": [0.1]}, x, y, 1, 8,
                             verbose=0, metric="val_loss")
-    with pytest.raises(ValueError, match="same, non-zero number of examples"):
+    with pytest.raises(ValueError, match=r"same number of examples.*y: 5"):
         tune.population_fit(_mlp(), "sparse_categorical_crossentropy",
                             lambda hp: optim.sgd(hp["lr"]), {"lr": [0.1]}, x, y[:5], 1, 8)
 

@@ -131,26 +131,33 @@ def per_specification(compile_fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 class EvalRunner(NamedTuple):
     """Compiled evaluation: ``all(state, data, idx, w)`` fused, ``single(state, sums, data,
-    ids, w)`` per batch; both return weighted sums (``w`` is 0 on padding rows)."""
+    ids, w)`` per batch; both return weighted sums (``w`` is 0 on padding rows).
+    ``zero_sums(state, data, ids, w)``: the sums ``single`` starts from (shapes only)."""
 
     all: Callable
     single: Callable
+    zero_sums: Callable
 
 
 def compile_evaluation(eval_step: Callable[[Any, Any, jax.Array], dict]) -> EvalRunner:
     """Compile ``eval_step(state, batch, weights) -> logs`` (batch means under ``weights``)."""
+    shapes: dict = {}  # the logs' names and shapes, traced once
+
+    def zero_sums(state, data, ids, w):
+        if not shapes:
+            shapes.update(jax.eval_shape(eval_step, state, take_rows(data, ids), w))
+        return _zeros_like_logs(shapes)
+
     def single(state, sums, data, ids, w):
         return _add_weighted(sums, eval_step(state, take_rows(data, ids), w), jnp.sum(w))
 
     def fused(state, data, idx, w):
-        shapes = jax.eval_shape(eval_step, state, take_rows(data, idx[0]), w[0])
-
         def body(sums, args):
             return single(state, sums, data, *args), None
 
-        return jax.lax.scan(body, _zeros_like_logs(shapes), (idx, w))[0]
+        return jax.lax.scan(body, zero_sums(state, data, idx[0], w[0]), (idx, w))[0]
 
-    return EvalRunner(all=jax.jit(fused), single=jax.jit(single))
+    return EvalRunner(all=jax.jit(fused), single=jax.jit(single), zero_sums=zero_sums)
 
 
 class PredictRunner(NamedTuple):

@@ -15,7 +15,8 @@ import numpy as np
 
 from jaxdl import nn
 
-__all__ = ["host_data", "host_examples", "check_finite", "short_repr", "fuses_well"]
+__all__ = ["host_data", "host_examples", "check_finite", "num_examples", "checked_pair",
+           "short_repr", "fuses_well"]
 
 
 def _host_array(owner: str, name: str, a) -> np.ndarray:
@@ -62,6 +63,34 @@ def check_finite(owner: str, name: str, x) -> None:
                          f"({int(bad.sum())} non-finite values in all). NaN or inf in the data "
                          f"makes the loss or the weights NaN; drop those rows or impute the "
                          f"values (e.g. np.nan_to_num) first.")
+
+
+def num_examples(owner: str, x: Any, y: Any) -> int:
+    """The number of examples in ``x`` and ``y`` (arrays, or tuples of arrays for several
+    inputs or outputs); refused unless every array has the same, non-zero number of rows."""
+    xs = x if isinstance(x, tuple) else (x,)
+    ys = y if isinstance(y, tuple) else (y,)
+    lengths = {f"x[{i}]" if len(xs) > 1 else "x": len(a) for i, a in enumerate(xs)}
+    lengths.update({f"y[{i}]" if len(ys) > 1 else "y": len(a) for i, a in enumerate(ys)})
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{owner}: x and y must have the same number of examples, got "
+                         + ", ".join(f"{k}: {v}" for k, v in lengths.items())
+                         + ". Only a tuple (x1, x2) means several inputs; a list is read as "
+                           "the rows of one array.")
+    n = next(iter(lengths.values()))
+    if n == 0:
+        raise ValueError(f"{owner}: the data are empty (0 examples).")
+    return n
+
+
+def checked_pair(owner: str, label: str, x: Any, y: Any) -> tuple[Any, Any, int]:
+    """Host copies of ``(x, y)``, checked as :func:`num_examples` and :func:`check_finite`
+    do, and their number of examples; ``label`` prefixes the names (``"validation "``)."""
+    x, y = host_data(owner, f"{label}x", x), host_data(owner, f"{label}y", y)
+    n = num_examples(f"{owner} ({label.strip()}_data)" if label else owner, x, y)
+    check_finite(owner, f"{label}x", x)
+    check_finite(owner, f"{label}y", y)
+    return x, y, n
 
 
 def host_examples(owner: str, name: str, x: Any) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxdl import _checks, checkpoint
 from jaxdl import data as _data
-from jaxdl.train.executors import StepRunner
+from jaxdl.train.executors import EvalRunner, StepRunner, padded_batches
 from jaxdl.train.inputs import short_repr
 from jaxdl.train.progress import EpochProgress
 
@@ -442,6 +442,21 @@ class EpochTrainer:
         for ids in idx:  # one compiled call per step, no host sync in between
             state, sums = runner.single(state, sums, data, ids)
         return state, sums
+
+    def evaluate_means(self, runner: EvalRunner, data: Any, n: int, batch_size: int,
+                       names: Sequence[str], fused: bool) -> dict:
+        """The loss and metric means of ``runner`` over device-resident ``data`` of ``n``
+        rows, in padded batches of ``batch_size`` (one compiled scan if ``fused``, else one
+        call per batch); each a Python float, or a float64 array for a vector log."""
+        idx, w = padded_batches(n, batch_size)
+        if fused:
+            sums = runner.all(self.state, data, idx, w)
+        else:
+            sums = runner.zero_sums(self.state, data, idx[0], w[0])
+            for ids, wb in zip(idx, w, strict=True):
+                sums = runner.single(self.state, sums, data, ids, wb)
+        host = jax.device_get(sums)  # one sync for the whole evaluation
+        return {k: host_value(host[k]) / n for k in names}
 
     # ------------------------------------------------------------------ checkpoints
 

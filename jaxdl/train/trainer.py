@@ -25,22 +25,6 @@ from jaxdl.train.state import TrainState, make_eval_step, make_train_step, resol
 __all__ = ["Trainer", "History"]
 
 
-def _num_examples(owner: str, x, y) -> int:
-    xs = x if isinstance(x, tuple) else (x,)
-    ys = y if isinstance(y, tuple) else (y,)
-    lengths = {f"x[{i}]" if len(xs) > 1 else "x": len(a) for i, a in enumerate(xs)}
-    lengths.update({f"y[{i}]" if len(ys) > 1 else "y": len(a) for i, a in enumerate(ys)})
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"{owner}: x and y must have the same number of examples, got "
-                         + ", ".join(f"{k}: {v}" for k, v in lengths.items())
-                         + ". Only a tuple (x1, x2) means several inputs; a list is read as "
-                           "the rows of one array.")
-    n = next(iter(lengths.values()))
-    if n == 0:
-        raise ValueError(f"{owner}: the data are empty (0 examples).")
-    return n
-
-
 def _input_shape(x):
     if isinstance(x, tuple):
         return tuple(tuple(a.shape[1:]) for a in x)
@@ -403,7 +387,7 @@ class Trainer(EpochTrainer):
             self._ensure_built("fit", validation_data[0], seed)  # the validation x's shape
             self._check_labels("fit", validation_data[1])
             val_data = jax.device_put(validation_data)
-            n_val = _num_examples("Trainer.fit (validation_data)", *validation_data)
+            n_val = inputs.num_examples("Trainer.fit (validation_data)", *validation_data)
 
         def validate():
             return self._evaluate_placed(val_data, n_val, max(min(batch_size, n), 256))
@@ -419,10 +403,7 @@ class Trainer(EpochTrainer):
     def _fit_data(self, x, y, validation_split, validation_data):
         """Checked host copies: ``(x, y, n, validation_data or None)``."""
         owner = "Trainer.fit"
-        x, y = inputs.host_data(owner, "x", x), inputs.host_data(owner, "y", y)
-        n = _num_examples(owner, x, y)
-        inputs.check_finite(owner, "x", x)
-        inputs.check_finite(owner, "y", y)
+        x, y, n = inputs.checked_pair(owner, "", x, y)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"{owner}: validation_split must be in [0, 1), got "
                              f"{validation_split}.")
@@ -438,11 +419,7 @@ class Trainer(EpochTrainer):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{owner}: validation_data must be a pair (x_val, y_val), got "
                                  f"{short_repr(validation_data)}.")
-            validation_data = (inputs.host_data(owner, "validation x", validation_data[0]),
-                               inputs.host_data(owner, "validation y", validation_data[1]))
-            _num_examples(f"{owner} (validation_data)", *validation_data)
-            inputs.check_finite(owner, "validation x", validation_data[0])
-            inputs.check_finite(owner, "validation y", validation_data[1])
+            validation_data = inputs.checked_pair(owner, "validation ", *validation_data)[:2]
         return x, y, n, validation_data
 
     # ------------------------------------------------------------------ evaluate / predict
@@ -455,7 +432,7 @@ class Trainer(EpochTrainer):
         """
         owner = "Trainer.evaluate"
         x, y = inputs.host_data(owner, "x", x), inputs.host_data(owner, "y", y)
-        n = _num_examples(owner, x, y)
+        n = inputs.num_examples(owner, x, y)
         inputs.check_finite(owner, "x", x)
         inputs.check_finite(owner, "y", y)
         self.require_state("evaluate")
@@ -469,15 +446,8 @@ class Trainer(EpochTrainer):
     def _evaluate_placed(self, data: Any, n: int, batch_size: int) -> dict[str, float]:
         """Weighted loss and metric means over device-resident ``data`` of ``n`` rows."""
         batch_size = min(_checks.positive_int("Trainer.evaluate", "batch_size", batch_size), n)
-        idx, w = executors.padded_batches(n, batch_size)
-        if self._scan_friendly():
-            sums = self._eval.all(self.state, data, idx, w)
-        else:
-            sums = {k: jnp.zeros((), jnp.float32) for k in self._log_names}
-            for ids, wb in zip(idx, w, strict=True):
-                sums = self._eval.single(self.state, sums, data, ids, wb)
-        sums = jax.device_get(sums)
-        return {k: float(sums[k]) / n for k in self._log_names}
+        return self.evaluate_means(self._eval, data, n, batch_size, self._log_names,
+                                   fused=self._scan_friendly())
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Model outputs for ``x`` in inference mode, as a numpy array ``(n, ...)``."""

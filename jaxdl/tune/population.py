@@ -224,7 +224,7 @@ class PopulationTrainer(EpochTrainer):
         """
         owner = "population_fit"
         seed = _checks.non_negative_int(owner, "seed", seed)
-        x, y, n = _checked_pair(owner, "", x, y)
+        x, y, n = inputs.checked_pair(owner, "", x, y)
         if self.state is None:
             self.build(tuple(np.shape(x)[1:]) if not isinstance(x, tuple)
                        else tuple(tuple(a.shape[1:]) for a in x), seed)
@@ -234,7 +234,7 @@ class PopulationTrainer(EpochTrainer):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{owner}: validation_data must be a pair (x_val, y_val), got "
                                  f"{short_repr(validation_data)}.")
-            xv, yv, n_val = _checked_pair(owner, "validation ", *validation_data)
+            xv, yv, n_val = inputs.checked_pair(owner, "validation ", *validation_data)
             val_data, val_batch = jax.device_put((xv, yv)), max(min(batch_size, n), 256)
 
             def validate():
@@ -248,15 +248,8 @@ class PopulationTrainer(EpochTrainer):
     def evaluate_placed(self, data: Any, n: int, batch_size: int) -> dict[str, np.ndarray]:
         """Each member's loss and metric means over device-resident ``data`` of ``n`` rows:
         ``{name: (K,) float64 array}``."""
-        idx, w = executors.padded_batches(n, min(batch_size, n))
-        if self.scan_friendly():
-            sums = self.evaluator.all(self.state, data, idx, w)
-        else:
-            sums = {k: jnp.zeros((self.size,), jnp.float32) for k in self.log_names}
-            for ids, wb in zip(idx, w, strict=True):
-                sums = self.evaluator.single(self.state, sums, data, ids, wb)
-        sums = jax.device_get(sums)
-        return {k: np.asarray(sums[k], np.float64) / n for k in self.log_names}
+        return self.evaluate_means(self.evaluator, data, n, min(batch_size, n), self.log_names,
+                                   fused=self.scan_friendly())
 
 
 def _model_factory(owner: str, model: Any) -> Callable[[dict], Any]:
@@ -266,19 +259,6 @@ def _model_factory(owner: str, model: Any) -> Callable[[dict], Any]:
         return model
     raise TypeError(f"{owner}: model must be a layer (e.g. nn.Sequential([...])) or a function "
                     f"hp -> layer, got {short_repr(model)}.")
-
-
-def _checked_pair(owner: str, label: str, x: Any, y: Any) -> tuple[Any, Any, int]:
-    """Host copies of ``(x, y)``, checked finite and of one length; and that length."""
-    x, y = inputs.host_data(owner, f"{label}x", x), inputs.host_data(owner, f"{label}y", y)
-    lengths = {len(a) for a in (x if isinstance(x, tuple) else (x,))}
-    lengths |= {len(a) for a in (y if isinstance(y, tuple) else (y,))}
-    if len(lengths) != 1 or 0 in lengths:
-        raise ValueError(f"{owner}: {label}x and {label}y must hold the same, non-zero number "
-                         f"of examples, got lengths {sorted(lengths)}.")
-    inputs.check_finite(owner, f"{label}x", x)
-    inputs.check_finite(owner, f"{label}y", y)
-    return x, y, lengths.pop()
 
 
 def split_history(history: History, size: int) -> list[History]:
