@@ -127,8 +127,7 @@ def fit_objective(build: Callable[[dict], tuple], x: Any, y: Any, *, epochs: int
     if mode not in (None, "min", "max"):
         raise ValueError(f"fit_objective: mode must be 'min', 'max' or None, got {mode!r}.")
     fit_args = dict(epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                    validation_split=0.0 if validation_data is not None else validation_split,
-                    seed=seed, verbose=verbose)
+                    validation_split=validation_split, seed=seed, verbose=verbose)
     stopper = (MedianStopping(metric, grace_epochs, min_trials) if median_stopping else None)
 
     def objective(config: dict) -> dict:

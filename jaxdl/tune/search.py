@@ -137,8 +137,10 @@ def _judge(result: Any, metric: Optional[str]) -> tuple[Optional[float], Optiona
     """
     metrics = None
     if isinstance(result, dict):
-        metrics = {str(k): _as_number(v) if _as_number(v) is not None else spaces.jsonable(v)
-                   for k, v in result.items()}
+        metrics = {}
+        for key, v in result.items():
+            number = _as_number(v)
+            metrics[str(key)] = spaces.jsonable(v) if number is None else number
         if metric is None:
             return None, metrics, (f"the objective returned a dict of metrics "
                                    f"{sorted(metrics)}; pass metric= naming the one to optimize.")
@@ -280,10 +282,11 @@ def run_search(objective: Callable, suggest: Callable, n_trials: int, *, mode: s
             constants and choices read back from the log, and scales the plot.
         verbose: 0 prints nothing, 1 a line per trial.
     """
-    for name, fn in (("objective", objective), ("suggest", suggest)):
+    for name, fn, form in (("objective", objective, "config -> number or dict of numbers"),
+                           ("suggest", suggest, "(index, finished trials) -> config")):
         if not callable(fn):
-            raise TypeError(f"{owner}: `{name}` must be a function (objective: config -> number "
-                            f"or dict of numbers), got {type(fn).__name__}.")
+            raise TypeError(f"{owner}: `{name}` must be a function {form}, got "
+                            f"{type(fn).__name__}.")
     n_trials = _checks.positive_int(owner, "n_trials", n_trials)
     mode, metric = check_mode(owner, mode), check_metric(owner, metric)
     verbose = _checks.non_negative_int(owner, "verbose", int(verbose)
