@@ -42,6 +42,8 @@ from jaxdl.train import metrics as _metrics
 from jaxdl.train.inputs import short_repr
 from jaxdl.train.loop import EpochTrainer, History, check_not_donated
 from jaxdl.train.state import TrainState, make_eval_step, make_train_step, resolve_loss
+from jaxdl.tune import search
+from jaxdl.tune import space as _space
 
 __all__ = ["Population", "PopulationState", "PopulationTrainer", "population_fit",
            "population_search", "check_hparams", "split_history"]
@@ -467,8 +469,6 @@ def population_search(model: Any, loss: Any, make_optimizer: Callable[[dict], An
         finite), ``metrics`` all its final logs, ``intermediate`` the metric
         per epoch, and ``round``.
     """
-    from jaxdl.tune import search
-
     owner = "population_search"
     rounds = _checks.positive_int(owner, "rounds", rounds)
     if not (_checks.is_real(keep) and 0.0 < keep <= 1.0):
@@ -500,8 +500,6 @@ def _stacked(configs: list[dict]) -> dict:
 
 def _initial_configs(owner: str, hparams: Any, size: int, seed: int):
     """Round 0's configurations (dicts of Python numbers) and the space's dimensions."""
-    from jaxdl.tune import space as _space
-
     if isinstance(hparams, dict) and any(isinstance(v, _space.Dimension)
                                          for v in hparams.values()):
         space = _space.check_space(owner, hparams)
