@@ -45,6 +45,7 @@ __all__ = [
     "batches",
     "epoch_permutation",
     "num_batches",
+    "process_shard",
 ]
 
 ArrayOrTuple = Union[np.ndarray, Tuple[np.ndarray, ...]]
@@ -670,3 +671,85 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool = True, seed: int = 0
             yield xb, yb
 
     return generate()
+
+
+# --------------------------------------------------------------------------------------
+# Multi-process input
+# --------------------------------------------------------------------------------------
+
+def _process_layout(owner: str, process_index: Optional[int],
+                    process_count: Optional[int]) -> Tuple[int, int]:
+    """``(index, count)`` of this process: the given values, else JAX's."""
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    count = _checks.positive_int(owner, "process_count", process_count)
+    index = _checks.non_negative_int(owner, "process_index", process_index)
+    if index >= count:
+        raise ValueError(f"{owner}: `process_index` must be below `process_count`={count}, "
+                         f"got {index}.")
+    return index, count
+
+
+def process_shard(*arrays: Any, process_index: Optional[int] = None,
+                  process_count: Optional[int] = None) -> Any:
+    """This process's contiguous share of the rows of every array, for multi-host ``fit``.
+
+    With ``P`` processes (``jax.process_count()``), ``n`` rows and ``k = n // P``,
+    process ``p`` (``jax.process_index()``) gets rows ``[p*k, (p+1)*k)``: the last
+    ``n % P`` rows are dropped so that every share has the same length, as the
+    trainer needs to assemble the global dataset from equal local parts. Every
+    array is cut at the same rows, so ``x`` and ``y`` stay paired; the shares of
+    all processes, in process order, are the first ``P*k`` rows of the data.
+    With one process this is the identity (no row is dropped).
+
+    Call it after ``jax.distributed.initialize()``, on the same full data in
+    every process (or on data of the same length), and pass the result to
+    ``Trainer.fit``.
+
+    Args:
+        *arrays: one or more arrays of shape ``(n, ...)`` (numpy, JAX or
+            anything ``np.asarray`` accepts), or tuples of them (the inputs of a
+            multi-input model); all with the same ``n``.
+        process_index: this process's index; default ``jax.process_index()``.
+        process_count: number of processes; default ``jax.process_count()``.
+
+    Returns:
+        For one argument its share; for several, a tuple of shares. Each share
+        is a numpy view of shape ``(n // P, ...)``; a tuple argument gives a
+        tuple of shares.
+
+    Raises:
+        ValueError: no array, arrays of different lengths, a scalar, fewer rows
+            than processes, or a ``process_index`` not below ``process_count``.
+
+    Example:
+        >>> x, y = np.arange(10.0).reshape(5, 2), np.arange(5)
+        >>> process_shard(y).tolist()      # one process: everything
+        [0, 1, 2, 3, 4]
+        >>> xs, ys = process_shard(x, y, process_index=1, process_count=2)
+        >>> xs.tolist(), ys.tolist()       # rows 2 and 3; row 4 is dropped
+        ([[4.0, 5.0], [6.0, 7.0]], [2, 3])
+    """
+    owner = "process_shard"
+    if not arrays:
+        raise ValueError(f"{owner}: pass at least one array, e.g. process_shard(x, y).")
+    parts = [_as_arrays(owner, f"arrays[{i}]", a) for i, a in enumerate(arrays)]
+    index, count = _process_layout(owner, process_index, process_count)
+    lengths = [(f"arrays[{i}]" + (f"[{j}]" if was_tuple else ""), a.shape[0])
+               for i, (group, was_tuple) in enumerate(parts) for j, a in enumerate(group)]
+    n = lengths[0][1]
+    if any(length != n for _, length in lengths):
+        listed = ", ".join(f"{length} for {label}" for label, length in lengths)
+        raise ValueError(f"{owner}: every array must have the same number of rows (leading "
+                         f"axis), got {listed}.")
+    if n < count:
+        raise ValueError(f"{owner}: {n} rows cannot be shared among {count} processes (each "
+                         f"needs at least one); pass at least {count} rows.")
+    k = n // count
+    rows = slice(index * k, (index + 1) * k)
+    shares = tuple(tuple(a[rows] for a in group) if was_tuple else group[0][rows]
+                   for group, was_tuple in parts)
+    return shares[0] if len(shares) == 1 else shares

@@ -556,3 +556,56 @@ def test_epoch_permutation_and_num_batches_validation():
         data.num_batches(5, 0)
     assert data.num_batches(5, 5) == 1 and data.num_batches(6, 5) == 2
     assert data.num_batches(6, 5, drop_last=True) == 1
+
+
+# --------------------------------------------------------------------------------------
+# process_shard
+# --------------------------------------------------------------------------------------
+
+def test_process_shard_one_process_is_the_identity():
+    x, y = np.arange(14.0).reshape(7, 2), np.arange(7)
+    xs, ys = data.process_shard(x, y)   # this test process is JAX's only process
+    np.testing.assert_array_equal(xs, x)
+    np.testing.assert_array_equal(ys, y)
+    np.testing.assert_array_equal(data.process_shard(y), y)   # one in, one out (no tuple)
+
+
+@pytest.mark.parametrize("n, count", [(10, 3), (9, 3), (5, 5), (7, 2), (64, 8)])
+def test_process_shard_shares_are_equal_disjoint_and_cover_the_kept_rows(n, count):
+    x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    y = np.arange(n)
+    pairs = [data.process_shard(x, y, process_index=p, process_count=count)
+             for p in range(count)]
+    k = n // count                                     # by hand: n % count rows dropped
+    for p, (xs, ys) in enumerate(pairs):
+        assert ys.tolist() == list(range(p * k, (p + 1) * k))
+        np.testing.assert_array_equal(xs, x[ys])       # rows stay paired with their labels
+    np.testing.assert_array_equal(np.concatenate([ys for _, ys in pairs]), np.arange(count * k))
+
+
+def test_process_shard_keeps_tuples_of_inputs():
+    a, b, y = np.arange(6.0), np.arange(12.0).reshape(6, 2), np.arange(6) * 10
+    (a1, b1), y1 = data.process_shard((a, b), y, process_index=1, process_count=3)
+    assert a1.tolist() == [2.0, 3.0] and b1.tolist() == [[4.0, 5.0], [6.0, 7.0]]
+    assert y1.tolist() == [20, 30]
+
+
+@pytest.mark.parametrize("args, kwargs, error, words", [
+    ((np.zeros(4), np.zeros(5)), {}, ValueError, ["same number of rows", "4 for arrays[0]",
+                                                 "5 for arrays[1]"]),
+    (((np.zeros(4), np.zeros(3)),), {}, ValueError, ["3 for arrays[0][1]"]),
+    ((np.zeros(3),), dict(process_index=0, process_count=4), ValueError,
+     ["3 rows", "4 processes", "at least 4 rows"]),
+    ((np.zeros(3),), dict(process_index=2, process_count=2), ValueError,
+     ["process_index", "below", "got 2"]),
+    ((np.float32(1.0),), {}, ValueError, ["leading example axis"]),
+    ((), {}, ValueError, ["at least one array"]),
+    ((np.zeros(3),), dict(process_index=0, process_count=0), ValueError, ["process_count"]),
+])
+def test_process_shard_errors(args, kwargs, error, words):
+    with pytest.raises(error) as e:
+        data.process_shard(*args, **kwargs)
+    msg = str(e.value)
+    assert msg.startswith("process_shard")
+    for w in words:
+        assert w in msg, msg
