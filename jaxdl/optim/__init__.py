@@ -14,6 +14,7 @@ optax expects one, chain it with optax transforms, apply its updates with
 * Schedules: :mod:`jaxdl.optim.schedules`.
 * Changing hyperparameters mid-training: :func:`inject_hyperparams`,
   :func:`set_hyperparams`, :func:`get_hyperparams`.
+* Float16 training: :func:`dynamic_loss_scale`, :func:`loss_scale_of`.
 
 Example:
     >>> import jax, jax.numpy as jnp, optax
@@ -43,6 +44,7 @@ from jaxdl.optim.inject import (
     lr_multiplier,
     set_hyperparams,
 )
+from jaxdl.optim.loss_scale import DynamicLossScaleState, dynamic_loss_scale, loss_scale_of
 from jaxdl.optim.masked import MaskedNode, MaskedState, masked
 from jaxdl.optim.transforms import (
     AddDecayedWeightsState,
@@ -115,6 +117,10 @@ __all__ = [
     "LRMultiplierState",
     "set_hyperparams",
     "get_hyperparams",
+    # mixed precision
+    "dynamic_loss_scale",
+    "loss_scale_of",
+    "DynamicLossScaleState",
     # schedules
     "schedules",
 ]
