@@ -36,6 +36,10 @@ class Embedding(Layer):
         features: length of each embedding vector.
         embeddings_init: initializer of the table (``"uniform"``: U(-0.05,
             0.05), as in Keras).
+        compute_dtype: ``None`` or a lower precision such as ``"bfloat16"``:
+            the looked-up rows are rounded to it and, as in ``Dense``, returned
+            in the table's dtype (float32). The table, its gradient and the
+            optimizer state stay float32.
 
     Params: ``{"embedding": (vocab_size, features)}``.
 
@@ -51,11 +55,14 @@ class Embedding(Layer):
     vocab_size: int
     features: int
     embeddings_init: Union[str, Callable] = "uniform"
+    compute_dtype: Optional[str] = None
 
     def __post_init__(self):
         _checks.positive_int("Embedding", "vocab_size", self.vocab_size)
         _checks.positive_int("Embedding", "features", self.features)
         initializers.get(self.embeddings_init, owner="Embedding", argument="embeddings_init")
+        object.__setattr__(self, "compute_dtype",
+                           _checks.compute_dtype("Embedding", self.compute_dtype))
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
         _checks.shape_tuple("Embedding", input_shape)
@@ -92,4 +99,7 @@ class Embedding(Layer):
                                  f"Map unknown tokens to a reserved id, or raise vocab_size.")
         # Negative ids would wrap around in jnp.take; send them out of range so they fill too.
         ids = jnp.where(x >= 0, x, self.vocab_size)
-        return jnp.take(table, ids, axis=0, mode="fill", fill_value=jnp.nan), state
+        rows = jnp.take(table, ids, axis=0, mode="fill", fill_value=jnp.nan)
+        if self.compute_dtype is not None:
+            rows = rows.astype(self.compute_dtype).astype(table.dtype)
+        return rows, state

@@ -16,6 +16,7 @@ from jaxdl import losses as _losses
 from jaxdl import nn, optim
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.train import metrics as _metrics
+from jaxdl.train import precision
 
 
 class TrainState(NamedTuple):
@@ -166,26 +167,30 @@ def _split_batch(batch: Sequence[Any]):
     return x, y, w
 
 
-def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None):
+def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None, *,
+                   compute_dtype=None):
     """The un-jitted step ``(state, batch) -> (state, metrics)`` shared by all paths."""
     loss_fn = resolve_loss(loss)
     metric_fns = _metrics.resolve(metrics, loss_fn)
     optimizer = mask_frozen(model, optimizer)
+    apply = precision.cast_apply(
+        model, precision.check_compute_dtype("make_train_step", compute_dtype))
 
     def step(state: TrainState, batch) -> tuple[TrainState, dict[str, Array]]:
         x, y, w = _split_batch(batch)
         key = jax.random.fold_in(state.key, state.step)
+        scale = optim.loss_scale_of(state.opt_state)
 
         def objective(params):
-            predictions, model_state = model.apply(params, state.model_state, x, key=key,
-                                                   training=True)
+            predictions, model_state = apply(params, state.model_state, x, key=key,
+                                             training=True)
             data_loss = _mean_loss(loss_fn(predictions, y), w)
             total = data_loss
             if regularizer is not None:
                 total = total + jnp.asarray(regularizer(params)).astype(data_loss.dtype)
-            return total, (predictions, model_state)
+            return total * scale.astype(total.dtype), (total, predictions, model_state)
 
-        (total, (predictions, model_state)), grads = jax.value_and_grad(
+        (_, (total, predictions, model_state)), grads = jax.value_and_grad(
             objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -200,7 +205,8 @@ def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None):
 
 def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformation,
                     metrics: Sequence[Any] = (), regularizer: Optional[Callable] = None,
-                    *, donate: bool = True, jit: bool = True) -> Callable:
+                    *, donate: bool = True, jit: bool = True,
+                    compute_dtype: Any = None) -> Callable:
     """Build the jitted training step ``step(state, (x, y)) -> (state, metrics)``.
 
     One step computes ``loss = mean_i loss_fn(model(x_i), y_i) + regularizer(params)``
@@ -213,6 +219,14 @@ def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformati
     use a state after passing it in). A batch may carry per-example weights as a
     third element, ``(x, y, sample_weight)``.
 
+    Mixed precision: with ``compute_dtype`` the model runs through
+    :func:`jaxdl.train.precision.cast_apply` (params and floating inputs cast to
+    it, predictions back to float32 for the loss); params, gradients and the
+    optimizer state stay float32. When the optimizer state holds a
+    :func:`jaxdl.optim.dynamic_loss_scale` the loss is multiplied by its scale
+    (:func:`jaxdl.optim.loss_scale_of`) before the gradient, which that
+    transformation unscales; ``"loss"`` in the logs is always the unscaled loss.
+
     Args:
         model: a layer.
         loss: a per-example loss function or its name.
@@ -222,6 +236,8 @@ def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformati
         donate: donate the state's buffers to the step.
         jit: ``False`` returns the plain function, to be scanned, vmapped or
             compiled by the caller (``jaxdl.train.executors.compile_steps``).
+        compute_dtype: ``None`` (the params' dtype) or ``"bfloat16"``,
+            ``"float16"``, ``"float32"``: the dtype the model computes in.
 
     Returns:
         ``step(state, batch) -> (new_state, {"loss": ..., metric: ...})``.
@@ -235,17 +251,20 @@ def make_train_step(model: Any, loss: Any, optimizer: optax.GradientTransformati
         >>> step = train.make_train_step(model, losses.mean_squared_error, opt)
         >>> state, logs = step(state, (jnp.ones((4, 2)), jnp.zeros((4, 1))))
     """
-    step = _train_step_fn(model, loss, optimizer, metrics, regularizer)
+    step = _train_step_fn(model, loss, optimizer, metrics, regularizer,
+                          compute_dtype=compute_dtype)
     return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
 
 
-def _eval_step_fn(model, loss, metrics=(), regularizer=None):
+def _eval_step_fn(model, loss, metrics=(), regularizer=None, *, compute_dtype=None):
     loss_fn = resolve_loss(loss)
     metric_fns = _metrics.resolve(metrics, loss_fn)
+    apply = precision.cast_apply(
+        model, precision.check_compute_dtype("make_eval_step", compute_dtype))
 
     def eval_step(state: TrainState, batch) -> dict[str, Array]:
         x, y, w = _split_batch(batch)
-        predictions, _ = model.apply(state.params, state.model_state, x, training=False)
+        predictions, _ = apply(state.params, state.model_state, x, training=False)
         total = _mean_loss(loss_fn(predictions, y), w)
         if regularizer is not None:
             total = total + jnp.asarray(regularizer(state.params)).astype(total.dtype)
@@ -257,13 +276,14 @@ def _eval_step_fn(model, loss, metrics=(), regularizer=None):
 
 
 def make_eval_step(model: Any, loss: Any, metrics: Sequence[Any] = (),
-                   regularizer: Optional[Callable] = None, *, jit: bool = True) -> Callable:
+                   regularizer: Optional[Callable] = None, *, jit: bool = True,
+                   compute_dtype: Any = None) -> Callable:
     """Build the jitted evaluation step ``eval_step(state, (x, y)) -> metrics``.
 
     Inference mode (``training=False``: no dropout, batch norm uses its moving
     statistics); the state is not changed. Metrics are batch means; a third
     batch element gives per-example weights (0 masks padding out). ``jit=False``
-    returns the plain function.
+    returns the plain function. ``compute_dtype`` is :func:`make_train_step`'s.
     """
-    step = _eval_step_fn(model, loss, metrics, regularizer)
+    step = _eval_step_fn(model, loss, metrics, regularizer, compute_dtype=compute_dtype)
     return jax.jit(step) if jit else step
