@@ -15,7 +15,7 @@ import optax
 
 from jaxdl import _checks, checkpoint, optim
 from jaxdl import losses as _losses
-from jaxdl.train import executors, inputs
+from jaxdl.train import executors, inputs, sharding
 from jaxdl.train import metrics as _metrics
 from jaxdl.train.inputs import short_repr
 from jaxdl.train.loop import EpochTrainer, History
@@ -156,6 +156,16 @@ class Trainer(EpochTrainer):
             metric otherwise (regression, autoencoders, unknown losses).
         regularizer: ``penalty(params) -> scalar`` added to the loss, e.g.
             ``regularizers.l2(1e-4)``.
+        mesh: ``None`` (one device), ``"data"`` (every device) or a
+            ``jax.sharding.Mesh`` with a ``"data"`` axis: ``fit``, ``evaluate``
+            and ``predict`` then run data-parallel, each batch split over the
+            ``data`` devices, the state replicated, BatchNorm statistics and
+            metrics those of the global batch (:mod:`jaxdl.train.sharding`).
+            Results equal the one-device run up to float rounding; a batch the
+            device count does not divide is split unevenly, never changed.
+        shard_params: with a mesh, split each large params leaf and its
+            optimizer state over the ``data`` devices instead of replicating
+            them (memory per device falls with the device count).
 
     The optimizer the state really uses is ``optax.chain(optimizer,
     optim.lr_multiplier())``, so ``ReduceLROnPlateau`` (or the user, with
@@ -176,7 +186,8 @@ class Trainer(EpochTrainer):
     def __init__(self, model: Any, loss: Any = "sparse_categorical_crossentropy",
                  optimizer: Optional[optax.GradientTransformation] = None,
                  metrics: Optional[Sequence[Any]] = None,
-                 regularizer: Optional[Callable] = None):
+                 regularizer: Optional[Callable] = None, *, mesh: Any = None,
+                 shard_params: bool = False):
         super().__init__()
         if model is None or not (hasattr(model, "init") and hasattr(model, "apply")):
             raise TypeError(f"Trainer: model must be a layer with init(key, input_shape) and "
@@ -197,14 +208,33 @@ class Trainer(EpochTrainer):
         self._log_names = ["loss"] + list(_metrics.resolve(self.metrics, self.loss))
         # The optimizer the state really uses: the user's, then a learning-rate multiplier.
         self._tx = optax.chain(optimizer, optim.lr_multiplier())
-        step = make_train_step(model, self.loss, self._tx, self.metrics, regularizer, jit=False)
-        eval_step = make_eval_step(model, self.loss, self.metrics, regularizer, jit=False)
-        self._train = executors.compile_steps(step)
-        self._eval = executors.compile_evaluation(lambda st, b, w: eval_step(st, (*b, w)))
-        self._predict = executors.compile_prediction(
-            lambda st, x: model.apply(st.params, st.model_state, x, training=False)[0])
+        self.mesh = sharding.resolve_mesh("Trainer", mesh)
+        if shard_params and self.mesh is None:
+            raise ValueError("Trainer: shard_params=True splits the params over the devices of a "
+                             "mesh, but mesh is None. Pass mesh='data' (all devices) or a "
+                             "jax.sharding.Mesh with a 'data' axis.")
+        self._layout = None if self.mesh is None else sharding.Layout(self.mesh, shard_params)
+        self._compile_steps()
         self.input_shape = None
         self._logits_checked = False
+
+    def _compile_steps(self) -> None:
+        """The compiled train, eval and predict steps, sharded over the mesh if any."""
+        model, layout = self.model, self._layout
+        step = make_train_step(model, self.loss, self._tx, self.metrics, self.regularizer,
+                               jit=False)
+        eval_step = make_eval_step(model, self.loss, self.metrics, self.regularizer, jit=False)
+        rows = (lambda tree: tree) if layout is None else layout.rows
+
+        def evaluate(st, batch, w):
+            return eval_step(st, (*rows(batch), rows(w)))
+
+        def predict(st, x):
+            return rows(model.apply(st.params, st.model_state, rows(x), training=False)[0])
+
+        self._train = executors.compile_steps(step if layout is None else layout.step(step))
+        self._eval = executors.compile_evaluation(evaluate)
+        self._predict = executors.compile_prediction(predict)
 
     # ------------------------------------------------------------------ state
 
@@ -230,6 +260,14 @@ class Trainer(EpochTrainer):
                              f"(batch, {', '.join(map(str, self.input_shape))}) but x has shape "
                              f"{tuple(np.shape(x)) if not isinstance(x, tuple) else shape}. "
                              f"Reshape x, or create a new Trainer for the new shape.")
+
+    def _on_devices(self, tree: Any, n: int) -> tuple[Any, int]:
+        """Host rows on the device(s), the state placed alongside; and the global row count
+        (``n`` times the process count when several processes each pass their share)."""
+        if self._layout is None:
+            return jax.device_put(tree), n
+        self.state = self._layout.place_state(self.state)
+        return self._layout.place_rows(tree), n * jax.process_count()
 
     @property
     def params(self):
@@ -386,14 +424,15 @@ class Trainer(EpochTrainer):
         if validation_data is not None:  # checked by _fit_data; placed once, not per epoch
             self._ensure_built("fit", validation_data[0], seed)  # the validation x's shape
             self._check_labels("fit", validation_data[1])
-            val_data = jax.device_put(validation_data)
-            n_val = inputs.num_examples("Trainer.fit (validation_data)", *validation_data)
+            val_data, n_val = self._on_devices(validation_data, inputs.num_examples(
+                "Trainer.fit (validation_data)", *validation_data))
 
         def validate():
             return self._evaluate_placed(val_data, n_val, max(min(batch_size, n), 256))
 
+        data, n = self._on_devices((x, y), n)
         return self.run_epochs(
-            self._train, jax.device_put((x, y)), n, epochs=epochs, batch_size=batch_size,
+            self._train, data, n, epochs=epochs, batch_size=batch_size,
             seed=seed, shuffle=shuffle, initial_epoch=initial_epoch, verbose=verbose,
             callbacks=callbacks, steps_per_execution=steps_per_execution,
             drop_remainder=drop_remainder, scan_friendly=self._scan_friendly(),
@@ -438,7 +477,7 @@ class Trainer(EpochTrainer):
         self.require_state("evaluate")
         self._ensure_built("evaluate", x, 0)
         self._check_labels("evaluate", y)
-        out = self._evaluate_placed(jax.device_put((x, y)), n, batch_size)
+        out = self._evaluate_placed(*self._on_devices((x, y), n), batch_size)
         if verbose:
             print(f"evaluate{format_logs(out)}")
         return out
@@ -460,13 +499,13 @@ class Trainer(EpochTrainer):
         batch_size = min(_checks.positive_int(owner, "batch_size", batch_size), n)
         self.require_state("predict")
         self._ensure_built("predict", x, 0)
+        data, n = self._on_devices(x, n)
         idx, _ = executors.padded_batches(n, batch_size)
-        data = jax.device_put(x)
         if self._scan_friendly():
-            out = self._predict.all(self.state, data, idx)
-            return jax.tree.map(lambda a: np.asarray(a).reshape((-1,) + a.shape[2:])[:n], out)
-        parts = [self._predict.single(self.state, data, ids) for ids in idx]
-        return jax.tree.map(lambda *a: np.concatenate([np.asarray(p) for p in a])[:n], *parts)
+            out = sharding.to_host(self._predict.all(self.state, data, idx))
+            return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
+        parts = [sharding.to_host(self._predict.single(self.state, data, ids)) for ids in idx]
+        return jax.tree.map(lambda *a: np.concatenate(a)[:n], *parts)
 
     # ------------------------------------------------------------------ checkpoints
 
