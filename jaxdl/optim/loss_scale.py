@@ -159,7 +159,8 @@ def loss_scale_of(opt_state: Any) -> Array:
     if len(found) > 1:
         raise ValueError(f"optim.loss_scale_of: expected at most one dynamic_loss_scale in the "
                          f"optimizer state, found {len(found)}. Wrap the optimizer once, "
-                         f"around the whole chain.")
+                         f"around the whole chain (Trainer(compute_dtype='float16') "
+                         f"already adds one: pass it the bare optimizer).")
     if not found:
         return jnp.ones((), jnp.float32)
     return jnp.asarray(found[0].scale, jnp.float32)
