@@ -40,7 +40,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxdl.train.inputs import short_repr
 
-__all__ = ["DATA_AXIS", "MIN_SHARDED_ELEMENTS", "resolve_mesh", "Layout", "leaf_spec",
+__all__ = ["DATA_AXIS", "MIN_SHARDED_ELEMENTS", "resolve_mesh", "layout_for", "Layout", "leaf_spec",
            "per_device_bytes", "to_host", "describe_mesh"]
 
 #: The mesh axis batches are split over.
@@ -74,6 +74,23 @@ def resolve_mesh(owner: str, mesh: Any) -> Optional[Mesh]:
                          f"its axes are {mesh.axis_names}. Name the batch axis 'data', e.g. "
                          f"jax.make_mesh((n,), ('data',)).")
     return mesh
+
+
+def layout_for(owner: str, mesh: Any, shard_params: bool = False) -> Optional["Layout"]:
+    """The :class:`Layout` of ``mesh`` (checked by :func:`resolve_mesh`), or ``None``
+    without a mesh; ``shard_params`` without a mesh is refused.
+
+    >>> layout_for("fit", None) is None, layout_for("fit", "data", True).shard_params
+    (True, True)
+    """
+    mesh = resolve_mesh(owner, mesh)
+    if mesh is None:
+        if shard_params:
+            raise ValueError(f"{owner}: shard_params=True splits the params over the devices "
+                             f"of a mesh, but mesh is None. Pass mesh='data' (all devices) or "
+                             f"a jax.sharding.Mesh with a 'data' axis.")
+        return None
+    return Layout(mesh, shard_params)
 
 
 def leaf_spec(shape: tuple, devices: int, shard: bool) -> P:

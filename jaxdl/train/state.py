@@ -16,7 +16,7 @@ from jaxdl import losses as _losses
 from jaxdl import nn, optim
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.train import metrics as _metrics
-from jaxdl.train import precision
+from jaxdl.train import precision, sharding
 
 
 class TrainState(NamedTuple):
@@ -40,7 +40,7 @@ class TrainState(NamedTuple):
 
     @classmethod
     def create(cls, model: Any, optimizer: optax.GradientTransformation, input_shape: Shape,
-               key: PRNGKey) -> "TrainState":
+               key: PRNGKey, *, mesh: Any = None, shard_params: bool = False) -> "TrainState":
         """Initialize the model and the optimizer.
 
         Args:
@@ -49,6 +49,10 @@ class TrainState(NamedTuple):
             input_shape: the model input's shape without the batch axis (a
                 tuple of shapes for a multi-input model).
             key: a PRNG key; it is split into the init key and the step key.
+            mesh: ``None``, ``"data"`` or a ``jax.sharding.Mesh`` with a ``"data"``
+                axis: the state is placed on its devices, replicated, or with
+                ``shard_params`` its large leaves split over the ``data`` axis
+                (:mod:`jaxdl.train.sharding`).
 
         When the model has frozen layers (:class:`jaxdl.nn.Frozen`) the
         optimizer is wrapped with :func:`mask_frozen` first, so their leaves
@@ -65,8 +69,10 @@ class TrainState(NamedTuple):
         key = raw_key(key)
         init_key, step_key = jax.random.split(key)
         params, model_state = model.init(init_key, input_shape)
-        return cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                   opt_state=mask_frozen(model, optimizer).init(params), key=step_key)
+        state = cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                    opt_state=mask_frozen(model, optimizer).init(params), key=step_key)
+        layout = sharding.layout_for("TrainState.create", mesh, shard_params)
+        return state if layout is None else layout.place_state(state)
 
 
 def mask_frozen(model: Any, optimizer: optax.GradientTransformation

@@ -15,7 +15,7 @@ import optax
 
 from jaxdl import _checks, checkpoint, optim
 from jaxdl import losses as _losses
-from jaxdl.train import executors, inputs, sharding
+from jaxdl.train import executors, inputs, precision, sharding
 from jaxdl.train import metrics as _metrics
 from jaxdl.train.inputs import short_repr
 from jaxdl.train.loop import EpochTrainer, History
@@ -166,6 +166,11 @@ class Trainer(EpochTrainer):
         shard_params: with a mesh, split each large params leaf and its
             optimizer state over the ``data`` devices instead of replicating
             them (memory per device falls with the device count).
+        compute_dtype: ``None``, ``"bfloat16"`` or ``"float16"``: the whole
+            model computes in that dtype while params, gradients and optimizer
+            state stay float32 (:mod:`jaxdl.train.precision`); losses and
+            BatchNorm statistics run in float32. ``"float16"`` also wraps the
+            optimizer in ``optim.dynamic_loss_scale``.
 
     The optimizer the state really uses is ``optax.chain(optimizer,
     optim.lr_multiplier())``, so ``ReduceLROnPlateau`` (or the user, with
@@ -187,7 +192,7 @@ class Trainer(EpochTrainer):
                  optimizer: Optional[optax.GradientTransformation] = None,
                  metrics: Optional[Sequence[Any]] = None,
                  regularizer: Optional[Callable] = None, *, mesh: Any = None,
-                 shard_params: bool = False):
+                 shard_params: bool = False, compute_dtype: Any = None):
         super().__init__()
         if model is None or not (hasattr(model, "init") and hasattr(model, "apply")):
             raise TypeError(f"Trainer: model must be a layer with init(key, input_shape) and "
@@ -207,13 +212,12 @@ class Trainer(EpochTrainer):
         # Fails early on unknown names; fixes the order of the logs (loss first, like Keras).
         self._log_names = ["loss"] + list(_metrics.resolve(self.metrics, self.loss))
         # The optimizer the state really uses: the user's, then a learning-rate multiplier.
-        self._tx = optax.chain(optimizer, optim.lr_multiplier())
-        self.mesh = sharding.resolve_mesh("Trainer", mesh)
-        if shard_params and self.mesh is None:
-            raise ValueError("Trainer: shard_params=True splits the params over the devices of a "
-                             "mesh, but mesh is None. Pass mesh='data' (all devices) or a "
-                             "jax.sharding.Mesh with a 'data' axis.")
-        self._layout = None if self.mesh is None else sharding.Layout(self.mesh, shard_params)
+        self.compute_dtype = precision.check_compute_dtype("Trainer", compute_dtype)
+        self._tx = optax.chain(precision.with_loss_scaling(optimizer, self.compute_dtype),
+                               optim.lr_multiplier())
+        self._layout = sharding.layout_for("Trainer", mesh, shard_params)
+        self.mesh = None if self._layout is None else self._layout.mesh
+        self.shard_params = bool(shard_params)
         self._compile_steps()
         self.input_shape = None
         self._logits_checked = False
@@ -221,16 +225,19 @@ class Trainer(EpochTrainer):
     def _compile_steps(self) -> None:
         """The compiled train, eval and predict steps, sharded over the mesh if any."""
         model, layout = self.model, self._layout
+        cd = self.compute_dtype
         step = make_train_step(model, self.loss, self._tx, self.metrics, self.regularizer,
-                               jit=False)
-        eval_step = make_eval_step(model, self.loss, self.metrics, self.regularizer, jit=False)
+                               jit=False, compute_dtype=cd)
+        eval_step = make_eval_step(model, self.loss, self.metrics, self.regularizer, jit=False,
+                                   compute_dtype=cd)
+        apply = precision.cast_apply(model, cd)
         rows = (lambda tree: tree) if layout is None else layout.rows
 
         def evaluate(st, batch, w):
             return eval_step(st, (*rows(batch), rows(w)))
 
         def predict(st, x):
-            return rows(model.apply(st.params, st.model_state, rows(x), training=False)[0])
+            return rows(apply(st.params, st.model_state, rows(x), training=False)[0])
 
         self._train = executors.compile_steps(step if layout is None else layout.step(step))
         self._eval = executors.compile_evaluation(evaluate)
@@ -245,7 +252,8 @@ class Trainer(EpochTrainer):
 
     def build(self, input_shape, seed: int = 0) -> TrainState:
         """Create the train state for inputs of ``input_shape`` (no batch axis)."""
-        self.state = TrainState.create(self.model, self._tx, input_shape, jax.random.key(seed))
+        self.state = TrainState.create(self.model, self._tx, input_shape, jax.random.key(seed),
+                                       mesh=self.mesh, shard_params=self.shard_params)
         self.input_shape = input_shape
         return self.state
 
