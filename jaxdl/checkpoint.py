@@ -176,6 +176,9 @@ def _tree_path(keys: Any) -> str:
 def _leaf_array(path: str, leaf: Any) -> np.ndarray:
     if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         leaf = jax.random.key_data(leaf)
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:  # split over processes
+        from jaxdl.train import sharding  # the train package imports this module
+        leaf = sharding.to_host(leaf)
     arr = np.asarray(leaf)
     name = arr.dtype.name
     if name not in _ALLOWED_DTYPES:
