@@ -17,10 +17,12 @@ def _version(dist: str) -> str:
 
 
 def info() -> str:
-    """Versions of jaxdl and its dependencies, the JAX backend and its devices."""
+    """Versions of jaxdl and its dependencies, the JAX backend, its devices, the processes
+    (several after ``jax.distributed.initialize()``) and the mesh ``fit(mesh="data")`` uses."""
     import jax
 
     import jaxdl
+    from jaxdl.train import sharding
 
     lines = [f"jaxdl      {jaxdl.__version__}",
              f"python     {platform.python_version()} ({platform.machine()}, {platform.system()})"]
@@ -28,7 +30,12 @@ def info() -> str:
         lines.append(f"{dist:<10} {_version(dist)}")
     lines.append(f"backend    {jax.default_backend()}")
     for d in jax.devices():
-        lines.append(f"device     {d.id}: {d.device_kind} ({d.platform})")
+        lines.append(f"device     {d.id}: {d.device_kind} ({d.platform}, process "
+                     f"{d.process_index})")
+    lines.append(f"processes  {jax.process_count()} (this is process {jax.process_index()}; "
+                 f"local devices: {jax.local_device_count()})")
+    mesh = sharding.resolve_mesh("jaxdl info", sharding.DATA_AXIS)
+    lines.append(f"mesh       fit(mesh='data') splits batches over {sharding.describe_mesh(mesh)}")
     return "\n".join(lines)
 
 
@@ -84,7 +91,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      "from pure functions.")
     parser.add_argument("--version", action="version", version=f"jaxdl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
-    sub.add_parser("info", help="print versions, the JAX backend and its devices")
+    sub.add_parser("info", help="print versions, the JAX backend, its devices, the "
+                   "processes and the mesh fit(mesh='data') uses")
     demo_p = sub.add_parser("demo", help="train the default CNN on the bundled 8x8 digits")
     demo_p.add_argument("--epochs", type=positive_int, default=20,
                         help="training epochs, at least 1 (default 20)")

@@ -14,6 +14,20 @@ def test_info_lists_versions_and_devices(capsys):
     assert "jaxdl" in out and "jax " in out and "backend" in out and "device" in out
 
 
+def test_info_names_the_processes_and_the_mesh_fit_would_use():
+    import jax
+
+    lines = cli.info().splitlines()
+    devices = jax.devices()
+    assert [line for line in lines if line.startswith("device ")] == [
+        f"device     {d.id}: {d.device_kind} ({d.platform}, process 0)" for d in devices]
+    assert f"processes  1 (this is process 0; local devices: {len(devices)})" in lines
+    (mesh_line,) = [line for line in lines if line.startswith("mesh ")]
+    assert "fit(mesh='data')" in mesh_line and f"data: {len(devices)} " in mesh_line
+    assert devices[0].platform in mesh_line
+    # 2 processes x 2 devices: tests/test_multihost.py checks the lines each worker prints
+
+
 def test_bench_runs_the_three_scripts_with_the_tuned_allocator(tmp_path, monkeypatch):
     calls = []
 
