@@ -222,3 +222,44 @@ def test_embedding_compute_dtype_rounds_rows_returns_float32():
     np.testing.assert_array_equal(grads["embedding"][:, 0], [1.0, 0.0, 2.0, 0.0, 1.0])
     with pytest.raises(TypeError, match="Embedding: `compute_dtype`"):
         nn.Embedding(5, 3, compute_dtype="int8")
+
+
+# ------------------------------------------------------------------ Trainer(compute_dtype=...)
+
+
+def test_trainer_float16_adds_loss_scaling_and_learns_the_tiny_loss():
+    tiny = 2.0 ** -30
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(32, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+    trainer = train.Trainer(nn.Sequential([nn.Dense(1)]),
+                            lambda p, t: tiny * losses.mean_squared_error(p, t),
+                            optim.sgd(0.05 / tiny), compute_dtype="float16")
+    history = trainer.fit(x, y, epochs=60, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 1e-2 * history.history["loss"][0]
+    assert float(optim.loss_scale_of(trainer.state.opt_state)) == 2.0 ** 15
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(trainer.state.params))
+    np.testing.assert_allclose(trainer.state.params["dense_0"]["kernel"][:, 0],
+                               [1.0, -2.0, 0.5], atol=0.05)
+    with pytest.raises(TypeError, match="Trainer: `compute_dtype` must be"):
+        train.Trainer(nn.Sequential([nn.Dense(1)]), "mse", compute_dtype="int8")
+
+
+def test_trainer_bfloat16_close_to_float32_with_float32_outputs():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(5, 1))).astype(np.float32)
+    results = {}
+    for cd in (None, "bfloat16"):
+        trainer = train.Trainer(nn.Sequential([nn.Dense(8, activation="tanh"), nn.Dense(1)]),
+                                "mse", optim.adam(1e-2), compute_dtype=cd)
+        history = trainer.fit(x, y, epochs=5, batch_size=16, verbose=0)
+        results[cd] = (np.asarray(history.history["loss"]), trainer.predict(x),
+                       trainer.evaluate(x, y)["loss"])
+        assert trainer.state.params["dense_0"]["kernel"].dtype == jnp.float32
+    (l32, p32, e32), (l16, p16, e16) = results[None], results["bfloat16"]
+    assert p16.dtype == np.float32 and not np.array_equal(p16, p32)
+    assert l16[-1] < 0.5 * l16[0]
+    np.testing.assert_allclose(l16, l32, rtol=1e-2)
+    np.testing.assert_allclose(p16, p32, atol=1e-2)
+    np.testing.assert_allclose(e16, e32, rtol=1e-2)
