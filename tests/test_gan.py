@@ -223,8 +223,9 @@ def test_pack_concatenates_samples_and_drops_the_rows_beyond_a_multiple():
 def test_d_steps_updates_the_discriminator_that_many_times_per_step():
     gan = _gan(d_steps=2)
     st = generative.GANState.create(gan, (2,), jax.random.key(0))
-    st, _ = generative.make_gan_step(gan)(st, jnp.asarray(_ring(16)))
-    st, _ = generative.make_gan_step(gan)(st, jnp.asarray(_ring(16)))
+    step = generative.make_gan_step(gan)  # one compiled step (each call of make_gan_step jits)
+    st, _ = step(st, jnp.asarray(_ring(16)))
+    st, _ = step(st, jnp.asarray(_ring(16)))
     assert int(st.step) == 2
     assert int(st.d_opt_state[0][0].count) == 4 and int(st.g_opt_state[0][0].count) == 2
 
