@@ -86,9 +86,10 @@ def synthetic(kind: str, mode: dict, rows: int, seed: int = 0):
             rng.integers(0, 10, rows).astype(np.int32))
 
 
-def measure(kind: str, mode: dict, mesh, shard_params: bool = False, compute_dtype=None):
-    """Steps/s (median over rounds) of ``Trainer.fit`` over one epoch, and the bytes one
-    device holds of the params and optimizer state."""
+def prepare(kind: str, mode: dict, mesh, shard_params: bool = False, compute_dtype=None):
+    """A compiled ``Trainer.fit`` over one epoch: ``(run, steps, bytes)`` where ``run()``
+    trains ``steps`` steps (sized to the mode's seconds) and returns its seconds, and
+    ``bytes`` is what one device holds of the params and optimizer state."""
     from jaxdl import losses, optim
     from jaxdl.train import Trainer, sharding
 
@@ -112,10 +113,25 @@ def measure(kind: str, mode: dict, mesh, shard_params: bool = False, compute_dty
     if mode["seconds"] == 0.0:                # the smoke run: wiring only
         steps = 2
     run(steps)                                # compiles for the timed epoch length
-    rates = [steps / run(steps) for _ in range(mode["rounds"])]
     state = trainer.state
-    return {"steps_per_s": statistics.median(rates),
-            "bytes_per_device": sharding.per_device_bytes((state.params, state.opt_state))}
+    return (lambda: run(steps)), steps, sharding.per_device_bytes((state.params,
+                                                                   state.opt_state))
+
+
+def measure(configs: list, mode: dict) -> list:
+    """``configs`` (dicts of :func:`prepare`'s arguments and labels) timed in interleaved
+    rounds, so that a noisy neighbour slows them all alike; each row gets its median
+    steps/s and its bytes per device."""
+    prepared = [prepare(mode=mode, **{k: c[k] for k in ("kind", "mesh", "shard_params",
+                                                          "compute_dtype") if k in c})
+                for c in configs]
+    rates = [[] for _ in configs]
+    for _ in range(mode["rounds"]):
+        for (run, steps, _), samples in zip(prepared, rates, strict=True):
+            samples.append(steps / run())
+    return [{**{k: v for k, v in c.items() if k not in ("mesh", "compute_dtype")},
+             "steps_per_s": statistics.median(samples), "bytes_per_device": nbytes}
+            for c, (_, _, nbytes), samples in zip(configs, prepared, rates, strict=True)]
 
 
 def child(devices: int, kinds: list, mode_name: str, dtypes: list) -> list:
@@ -128,18 +144,15 @@ def child(devices: int, kinds: list, mode_name: str, dtypes: list) -> list:
     mesh = Mesh(np.array(available[:devices]), ("data",))
     mode, rows = MODES[mode_name], []
     for kind in kinds:
-        for shard in ((False,) if devices == 1 else (False, True)):
-            rows.append({"table": "scaling", "kind": kind, "devices": devices, "shard": shard,
-                         "platform": available[0].platform,
-                         **measure(kind, mode, mesh, shard_params=shard)})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    if devices == 1:
-        for kind in kinds:
-            for dtype in dtypes:
-                cd = None if dtype == "float32" else dtype
-                rows.append({"table": "precision", "kind": kind, "dtype": dtype,
-                             **measure(kind, mode, None, compute_dtype=cd)})
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        rows += measure([{"table": "scaling", "kind": kind, "devices": devices, "mesh": mesh,
+                          "shard_params": shard, "platform": available[0].platform}
+                         for shard in ((False,) if devices == 1 else (False, True))], mode)
+        if devices == 1:
+            rows += measure([{"table": "precision", "kind": kind, "dtype": dtype, "mesh": None,
+                              "compute_dtype": None if dtype == "float32" else dtype}
+                             for dtype in dtypes], mode)
+    for row in rows:
+        print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
@@ -166,7 +179,7 @@ def run_child(devices: int, kinds: list, mode_name: str, dtypes: list) -> list:
 
 def tables(rows: list) -> str:
     """The scaling and precision tables in markdown."""
-    base = {(r["kind"], r["shard"]): r for r in rows
+    base = {(r["kind"], r["shard_params"]): r for r in rows
             if r.get("table") == "scaling" and r["devices"] == 1}
     out = ["| workload | devices | shard_params | steps/s | × 1 device | params + opt state "
            "per device (MB) |", "|---|---:|---|---:|---:|---:|"]
@@ -174,8 +187,8 @@ def tables(rows: list) -> str:
         one = base.get((r["kind"], False))
         ratio = r["steps_per_s"] / one["steps_per_s"] if one else float("nan")
         out.append(f"| {r['kind'].upper()} | {r['devices']} {r['platform']} | "
-                   f"{'yes' if r['shard'] else 'no'} | {r['steps_per_s']:,.1f} | {ratio:.2f} | "
-                   f"{r['bytes_per_device'] / 1e6:.3f} |")
+                   f"{'yes' if r['shard_params'] else 'no'} | {r['steps_per_s']:,.1f} | "
+                   f"{ratio:.2f} | {r['bytes_per_device'] / 1e6:.3f} |")
     out += ["", "| workload | compute_dtype | steps/s | × float32 |", "|---|---|---:|---:|"]
     f32 = {r["kind"]: r for r in rows if r.get("table") == "precision"
            and r["dtype"] == "float32"}
