@@ -694,13 +694,16 @@ def _process_layout(owner: str, process_index: Optional[int],
 
 
 def process_shard(*arrays: Any, process_index: Optional[int] = None,
-                  process_count: Optional[int] = None) -> Any:
+                  process_count: Optional[int] = None,
+                  local_devices: Optional[int] = None) -> Any:
     """This process's contiguous share of the rows of every array, for multi-host ``fit``.
 
-    With ``P`` processes (``jax.process_count()``), ``n`` rows and ``k = n // P``,
-    process ``p`` (``jax.process_index()``) gets rows ``[p*k, (p+1)*k)``: the last
-    ``n % P`` rows are dropped so that every share has the same length, as the
-    trainer needs to assemble the global dataset from equal local parts. Every
+    With ``P`` processes (``jax.process_count()``) of ``L`` devices each, ``n``
+    rows and ``k = n // P`` rounded down to a multiple of ``L``, process ``p``
+    (``jax.process_index()``) gets rows ``[p*k, (p+1)*k)``: the last rows are
+    dropped so that every share has the same length and splits evenly over its
+    process's devices, as the trainer needs to assemble the global dataset from
+    equal local parts. Every
     array is cut at the same rows, so ``x`` and ``y`` stay paired; the shares of
     all processes, in process order, are the first ``P*k`` rows of the data.
     With one process this is the identity (no row is dropped).
@@ -715,10 +718,12 @@ def process_shard(*arrays: Any, process_index: Optional[int] = None,
             multi-input model); all with the same ``n``.
         process_index: this process's index; default ``jax.process_index()``.
         process_count: number of processes; default ``jax.process_count()``.
+        local_devices: devices per process (``L``); default
+            ``jax.local_device_count()`` when several processes share the work.
 
     Returns:
         For one argument its share; for several, a tuple of shares. Each share
-        is a numpy view of shape ``(n // P, ...)``; a tuple argument gives a
+        is a numpy view of shape ``(k, ...)``; a tuple argument gives a
         tuple of shares.
 
     Raises:
@@ -749,6 +754,17 @@ def process_shard(*arrays: Any, process_index: Optional[int] = None,
         raise ValueError(f"{owner}: {n} rows cannot be shared among {count} processes (each "
                          f"needs at least one); pass at least {count} rows.")
     k = n // count
+    if count > 1:  # one process pads instead (jaxdl.train.sharding)
+        if local_devices is None:
+            import jax
+
+            local_devices = jax.local_device_count()
+        local_devices = _checks.positive_int(owner, "local_devices", local_devices)
+        k -= k % local_devices
+        if k == 0:
+            raise ValueError(f"{owner}: {n} rows give each of {count} processes fewer rows "
+                             f"than its {local_devices} devices; pass at least "
+                             f"{count * local_devices} rows.")
     rows = slice(index * k, (index + 1) * k)
     shares = tuple(tuple(a[rows] for a in group) if was_tuple else group[0][rows]
                    for group, was_tuple in parts)

@@ -590,6 +590,16 @@ def test_process_shard_keeps_tuples_of_inputs():
     assert y1.tolist() == [20, 30]
 
 
+def test_process_shard_shares_split_evenly_over_each_process_devices():
+    # 23 rows, 2 processes of 4 devices: 11 each would not split over 4 devices; 8 do.
+    y = np.arange(23)
+    shares = [data.process_shard(y, process_index=p, process_count=2, local_devices=4)
+              for p in (0, 1)]
+    assert [s.tolist() for s in shares] == [list(range(0, 8)), list(range(8, 16))]
+    with pytest.raises(ValueError, match="fewer rows than its 4 devices; pass at least 8"):
+        data.process_shard(np.arange(7), process_index=0, process_count=2, local_devices=4)
+
+
 @pytest.mark.parametrize("args, kwargs, error, words", [
     ((np.zeros(4), np.zeros(5)), {}, ValueError, ["same number of rows", "4 for arrays[0]",
                                                  "5 for arrays[1]"]),

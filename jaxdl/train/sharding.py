@@ -201,7 +201,7 @@ class Layout:
             raise ValueError(f"fit on {jax.process_count()} processes: each process's rows must "
                              f"divide evenly over its {local} devices, got {len(a)} rows here. "
                              f"Drop the last {len(a) % local} rows of every process's share "
-                             f"(data.process_shard gives equal shares).")
+                             f"(data.process_shard gives equal shares that do).")
         sharding = self.rows_sharding(a.ndim)
         return jax.make_array_from_process_local_data(sharding, a)
 
@@ -240,4 +240,5 @@ def describe_mesh(mesh: Optional[Mesh]) -> str:
         return "one device"
     axes = ", ".join(f"{name}: {size}" for name, size in mesh.shape.items())
     platform = mesh.devices.flat[0].platform
-    return f"{axes} ({mesh.devices.size} {platform} devices)"
+    count = mesh.devices.size
+    return f"{axes} ({count} {platform} device{'s' if count > 1 else ''})"
