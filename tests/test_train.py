@@ -155,7 +155,9 @@ def test_evaluate_and_predict_match_the_model():
     x, y, xt, yt = _digits_flat()
     t = train.Trainer(_mlp(), losses.sparse_categorical_crossentropy, optim.adam(1e-3),
                       metrics=("accuracy", "top3"))
-    t.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    # 4 full batches: one compiled chunk (all 1,437 rows compiled three: 3-step chunks, a
+    # 1-step tail and the 29-row last batch).
+    t.fit(x[:256], y[:256], epochs=1, batch_size=64, verbose=0)
     logits, _ = t.model.apply(t.state.params, t.state.model_state, xt)
     pred = t.predict(xt, batch_size=100)  # 359 rows: last batch padded
     np.testing.assert_allclose(pred, logits, rtol=1e-5, atol=1e-5)
@@ -170,6 +172,7 @@ def test_evaluate_and_predict_match_the_model():
 
 def test_validation_split_and_history_plot(tmp_path):
     x, y, _, _ = _digits_flat()
+    x, y = x[:1280], y[:1280]  # 1,024 rows left to train on: 16 full batches, one chunk shape
     t = train.Trainer(_mlp(), losses.sparse_categorical_crossentropy, optim.adam(1e-3))
     h = t.fit(x, y, epochs=2, batch_size=64, validation_split=0.2, verbose=0)
     assert list(h.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
@@ -210,7 +213,10 @@ def test_fit_with_multi_input_tuples():
 
 # ------------------------------------------------------------------------- errors
 
-def _fitted_mlp_trainer():
+@pytest.fixture(scope="module")
+def fitted_mlp_trainer():
+    """One fitted trainer for all the error cases (each call raises before it trains; a
+    trainer per case compiled the same steps nine times)."""
     x, y, _, _ = _digits_flat()
     t = train.Trainer(_mlp(), losses.sparse_categorical_crossentropy, optim.adam(1e-3))
     t.fit(x[:64], y[:64], epochs=1, verbose=0)
@@ -242,11 +248,18 @@ _FIT_ERRORS = {
 
 
 @pytest.mark.parametrize("case", list(_FIT_ERRORS))
-def test_fit_errors(case):
+def test_fit_errors(case, fitted_mlp_trainer):
     error, pattern, call = _FIT_ERRORS[case]
     x, y, _, _ = _digits_flat()
+    def trained(t):
+        return [np.array(a) for a in jax.tree.leaves((t.state.step, t.state.params,
+                                                       t.state.opt_state))]
+
+    before = trained(fitted_mlp_trainer)
     with pytest.raises(error, match=pattern):
-        call(_fitted_mlp_trainer(), x, y)
+        call(fitted_mlp_trainer, x, y)
+    after = trained(fitted_mlp_trainer)  # a refused fit trained nothing
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 # ------------------------------------------------------------------------- metrics
@@ -389,7 +402,8 @@ def test_progress_line_has_the_course_fields(capsys):
     line = re.compile(r"41/41 \[=+\] \d+m?s \d+(us|ms|s)/step - loss: \d+\.\d{4} - "
                       r"accuracy: \d\.\d{4} - val_loss: \d+\.\d{4} - val_accuracy: \d\.\d{4}")
     assert len(line.findall(out)) == 3, out
-    t.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    n_train = len(x) - int(len(x) * 0.1)  # the rows trained on above: no new batch shapes
+    t.fit(x[:n_train], y[:n_train], epochs=1, batch_size=32, verbose=0)
     assert capsys.readouterr().out == ""
 
 
