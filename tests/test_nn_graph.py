@@ -194,9 +194,10 @@ def test_jit_equals_eager_compiles_once_and_vmaps(count_compiles):
         fast(params, state, (new1, new2))
     assert compiles == []
     stacked = jax.tree.map(lambda a: jnp.stack([a, 2 * a]), params)
-    ys = jax.vmap(lambda p: model.apply(p, state, (x1, x2))[0])(stacked)
+    # vmap and grad under jit: op by op, each batched or transposed primitive compiled alone.
+    ys = jax.jit(jax.vmap(lambda p: model.apply(p, state, (x1, x2))[0]))(stacked)
     np.testing.assert_allclose(np.asarray(ys[0]), np.asarray(eager), rtol=1e-6, atol=1e-6)
-    grads = jax.grad(lambda p: jnp.sum(model.apply(p, state, (x1, x2))[0] ** 2))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(p, state, (x1, x2))[0] ** 2)))(params)
     assert jax.tree.structure(grads) == jax.tree.structure(params)
     assert hash(model) == hash(model) and model == model
 
