@@ -189,38 +189,78 @@ def _child_env():
 
 
 _SAVER = textwrap.dedent("""
-    import sys, numpy as np
-    from jaxdl import checkpoint
-    m = checkpoint.CheckpointManager(sys.argv[1], max_to_keep=2)
-    step = (m.latest_step() or 0) + 1
-    while True:
-        m.save(step, {"w": np.full((256, 256), step, np.float32), "step": np.int64(step)})
-        print(step, flush=True)  # the parent reads this line: step is now on disk
-        step += 1
+    import os, sys, numpy as np
+    from jaxdl import checkpoint  # imported once: each saver is a fork of this process (no
+    # JAX backend has started, so it has one thread and forks safely)
+
+    def saver(directory):
+        m = checkpoint.CheckpointManager(directory, max_to_keep=2)
+        step = (m.latest_step() or 0) + 1
+        while True:
+            m.save(step, {"w": np.full((256, 256), step, np.float32), "step": np.int64(step)})
+            print(step, flush=True)  # the test reads this line: step is now on disk
+            step += 1
+
+    for _ in sys.stdin:  # one line per round: start a saver, report its pid and its end
+        pid = os.fork()
+        if pid == 0:
+            saver(sys.argv[1])
+        print("pid", pid, flush=True)
+        os.waitpid(pid, 0)  # the test kills it
+        print("dead", flush=True)
 """)
 
 
+def _next_words(proc):
+    line = proc.stdout.readline()
+    assert line, "the saver process ended early"
+    return line.split()
+
+
 def test_kill_mid_save_leaves_the_latest_step_loadable(tmp_path):
-    """No timing: each round waits for the child's k-th completed save, then kills it
-    during a later one; the temporaries of the killed saves are cleaned afterwards."""
+    """No timing: each round waits for the saver's k-th completed save, then kills it
+    during a later one; the temporaries of the killed saves are cleaned afterwards. The
+    five savers are forks of one child process, so JAX and jaxdl are imported once."""
     script = tmp_path / "saver.py"
     script.write_text(_SAVER)
     directory = tmp_path / "ckpts"
     rng = np.random.default_rng(0)
-    for _ in range(5):
-        proc = subprocess.Popen([sys.executable, str(script), str(directory)],
-                                stdout=subprocess.PIPE, text=True, env=_child_env())
-        for _ in range(int(rng.integers(1, 4))):
-            saved = int(proc.stdout.readline())
-        proc.send_signal(signal.SIGKILL)
+    proc = subprocess.Popen([sys.executable, str(script), str(directory)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=_child_env())
+    pid = None
+    try:
+        for _ in range(5):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            pid, saved, wanted = None, [], int(rng.integers(1, 4))
+            while pid is None or len(saved) < wanted:
+                words = _next_words(proc)
+                if words == ["dead"]:  # reaped already
+                    pid = None
+                    raise AssertionError("a saver ended before it was killed")
+                if words[0] == "pid":
+                    pid = int(words[1])
+                else:
+                    saved.append(int(words[0]))
+            os.kill(pid, signal.SIGKILL)
+            while (words := _next_words(proc)) != ["dead"]:
+                saved.append(int(words[0]))  # printed before the kill landed: on disk too
+            pid = None  # reaped: the number may belong to another process from now on
+            m = checkpoint.CheckpointManager(directory)
+            step = m.latest_step()
+            assert step is not None and step >= saved[-1]
+            tree = m.restore(step)
+            assert int(tree["step"]) == step
+            np.testing.assert_array_equal(tree["w"], np.full((256, 256), step, np.float32))
+    finally:  # also after a failed check: no saver is left running
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it had ended (unreaped, so never another's pid)
+                pass
+        proc.stdin.close()
         proc.wait()
         proc.stdout.close()
-        m = checkpoint.CheckpointManager(directory)
-        step = m.latest_step()
-        assert step is not None and step >= saved
-        tree = m.restore(step)
-        assert int(tree["step"]) == step
-        np.testing.assert_array_equal(tree["w"], np.full((256, 256), step, np.float32))
     m.save(step + 1, {"w": np.zeros(1)})  # the killed processes' temporaries are stale now
     assert sorted(os.listdir(directory)) == sorted(
         [os.path.basename(m.path(s)) for s in m.all_steps()] + [".jaxdl-checkpoint.lock"])
