@@ -7,6 +7,7 @@ checkpoints and bit-identical resume) from :class:`jaxdl.train.EpochTrainer`.
 That is how the GAN/AAE and population trainers are meant to be written.
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -166,6 +167,15 @@ def test_compile_steps_sums_weight_each_step_by_its_batch():
 def test_plan_epoch(n, batch, kwargs, expected):
     plan = loop.plan_epoch("fit", n, batch, **kwargs)
     assert (plan.full, plan.rest, plan.fused) == expected
+
+
+@pytest.mark.parametrize("full, report", [(22, 2), (24, 3), (64, 8), (29, 4), (7, 1)])
+def test_auto_chunks_divide_the_full_batches_when_a_length_is_near(full, report):
+    # 22 batches: chunks of 2 (11 calls, one program), not 3+3+...+1 (two programs);
+    # 29 is prime: chunks of 4 and a leftover of 1, as before.
+    plan = loop.plan_epoch("fit", full * 10, 10)
+    assert (plan.full, plan.report) == (full, report)
+    assert plan.full % plan.report == 0 or report == math.ceil(full / 8)
 
 
 def test_plan_epoch_rejects_a_bad_steps_per_execution():

@@ -218,8 +218,9 @@ def plan_epoch(owner: str, n: int, batch_size: int, *, drop_remainder: bool = Fa
     statistics (BatchNorm) need two examples.
 
     ``steps_per_execution``: ``"auto"`` runs about an eighth of an epoch per
-    call, fused in a ``lax.scan`` unless the model is not ``scan_friendly``
-    on this backend (then one compiled call per step); ``"epoch"`` one call
+    call (a length that divides the full batches when one is near, so one scan
+    program serves the whole epoch), fused in a ``lax.scan`` unless the model
+    is not ``scan_friendly`` on this backend (then one compiled call per step); ``"epoch"`` one call
     per epoch; an int ``k`` that many fused steps per call (``1``: unfused).
     The choice depends only on the model, the backend and the arguments,
     never on timings, so two runs with one seed stay bit-identical.
@@ -238,7 +239,7 @@ def plan_epoch(owner: str, n: int, batch_size: int, *, drop_remainder: bool = Fa
         return EpochPlan(full, rest, batch_size)
     every = max(1, math.ceil(full / 8))
     if steps_per_execution == "auto":
-        return EpochPlan(full, rest, batch_size, every, scan_friendly)
+        return EpochPlan(full, rest, batch_size, _even_chunk(full, every), scan_friendly)
     if steps_per_execution == "epoch":
         return EpochPlan(full, rest, batch_size, full, True)
     if _checks.is_int(steps_per_execution) and steps_per_execution > 0:
@@ -246,6 +247,19 @@ def plan_epoch(owner: str, n: int, batch_size: int, *, drop_remainder: bool = Fa
         return EpochPlan(full, rest, batch_size, every if k == 1 else k, k > 1)
     raise ValueError(f"{owner}: steps_per_execution must be a positive integer, 'auto' or "
                      f"'epoch', got {steps_per_execution!r}.")
+
+
+def _even_chunk(full: int, every: int) -> int:
+    """A chunk length near ``every`` that divides ``full``, so an epoch's fused chunks
+    are all one program (a shorter leftover chunk would compile a second scan);
+    ``every`` itself when no length within a factor of two divides ``full``.
+
+    >>> _even_chunk(22, 3), _even_chunk(29, 4), _even_chunk(24, 3)
+    (2, 4, 3)
+    """
+    near = sorted(range(max(1, (every + 1) // 2), 2 * every + 1),
+                  key=lambda d: (abs(d - every), -d))
+    return next((d for d in near if full % d == 0), every)
 
 
 def host_value(value: Any) -> Any:
