@@ -19,7 +19,7 @@ compute_dtype="bfloat16")``) to lower the precision of one layer only.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,21 +27,7 @@ import optax
 
 from jaxdl import _checks, optim
 
-__all__ = ["check_compute_dtype", "cast_apply", "cast_floating", "with_loss_scaling"]
-
-
-def check_compute_dtype(owner: str, compute_dtype: Any) -> Optional[str]:
-    """``compute_dtype`` as a dtype name (``"bfloat16"``) or ``None``.
-
-    Raises:
-        TypeError: it is not ``None`` nor a floating dtype (or its name).
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> check_compute_dtype("Trainer", jnp.bfloat16), check_compute_dtype("Trainer", None)
-        ('bfloat16', None)
-    """
-    return _checks.compute_dtype(owner, compute_dtype)
+__all__ = ["cast_apply", "cast_floating", "with_loss_scaling"]
 
 
 def cast_floating(tree: Any, dtype: Any) -> Any:
@@ -93,7 +79,7 @@ def cast_apply(model: Any, compute_dtype: Any) -> Callable:
         >>> y.dtype, params["dense_0"]["kernel"].dtype
         (dtype('float32'), dtype('float32'))
     """
-    cd = check_compute_dtype("cast_apply", compute_dtype)
+    cd = _checks.compute_dtype("cast_apply", compute_dtype)
     if cd is None:
         return model.apply
 
@@ -120,7 +106,7 @@ def with_loss_scaling(optimizer: optax.GradientTransformation,
         >>> float(optim.loss_scale_of(opt.init(jnp.zeros(2))))
         32768.0
     """
-    cd = check_compute_dtype("with_loss_scaling", compute_dtype)
+    cd = _checks.compute_dtype("with_loss_scaling", compute_dtype)
     if cd == "float16":
         return optim.dynamic_loss_scale(optimizer)
     return optimizer

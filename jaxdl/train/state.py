@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxdl import _checks, nn, optim
 from jaxdl import losses as _losses
-from jaxdl import nn, optim
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.train import metrics as _metrics
 from jaxdl.train import precision, sharding
@@ -180,7 +180,7 @@ def _train_step_fn(model, loss, optimizer, metrics=(), regularizer=None, *,
     metric_fns = _metrics.resolve(metrics, loss_fn)
     optimizer = mask_frozen(model, optimizer)
     apply = precision.cast_apply(
-        model, precision.check_compute_dtype("make_train_step", compute_dtype))
+        model, _checks.compute_dtype("make_train_step", compute_dtype))
 
     def step(state: TrainState, batch) -> tuple[TrainState, dict[str, Array]]:
         x, y, w = _split_batch(batch)
@@ -266,7 +266,7 @@ def _eval_step_fn(model, loss, metrics=(), regularizer=None, *, compute_dtype=No
     loss_fn = resolve_loss(loss)
     metric_fns = _metrics.resolve(metrics, loss_fn)
     apply = precision.cast_apply(
-        model, precision.check_compute_dtype("make_eval_step", compute_dtype))
+        model, _checks.compute_dtype("make_eval_step", compute_dtype))
 
     def eval_step(state: TrainState, batch) -> dict[str, Array]:
         x, y, w = _split_batch(batch)

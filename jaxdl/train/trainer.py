@@ -212,12 +212,10 @@ class Trainer(EpochTrainer):
         # Fails early on unknown names; fixes the order of the logs (loss first, like Keras).
         self._log_names = ["loss"] + list(_metrics.resolve(self.metrics, self.loss))
         # The optimizer the state really uses: the user's, then a learning-rate multiplier.
-        self.compute_dtype = precision.check_compute_dtype("Trainer", compute_dtype)
+        self.compute_dtype = _checks.compute_dtype("Trainer", compute_dtype)
         self._tx = optax.chain(precision.with_loss_scaling(optimizer, self.compute_dtype),
                                optim.lr_multiplier())
         self._layout = sharding.layout_for("Trainer", mesh, shard_params)
-        self.mesh = None if self._layout is None else self._layout.mesh
-        self.shard_params = bool(shard_params)
         self._compile_steps()
         self.input_shape = None
         self._logits_checked = False
@@ -252,8 +250,8 @@ class Trainer(EpochTrainer):
 
     def build(self, input_shape, seed: int = 0) -> TrainState:
         """Create the train state for inputs of ``input_shape`` (no batch axis)."""
-        self.state = TrainState.create(self.model, self._tx, input_shape, jax.random.key(seed),
-                                       mesh=self.mesh, shard_params=self.shard_params)
+        state = TrainState.create(self.model, self._tx, input_shape, jax.random.key(seed))
+        self.state = state if self._layout is None else self._layout.place_state(state)
         self.input_shape = input_shape
         return self.state
 
@@ -276,6 +274,16 @@ class Trainer(EpochTrainer):
             return jax.device_put(tree), n
         self.state = self._layout.place_state(self.state)
         return self._layout.place_rows(tree), n * jax.process_count()
+
+    @property
+    def mesh(self):
+        """The mesh ``fit`` splits batches over (``None``: one device)."""
+        return None if self._layout is None else self._layout.mesh
+
+    @property
+    def shard_params(self) -> bool:
+        """Whether large params leaves are split over the mesh's ``data`` devices."""
+        return self._layout is not None and self._layout.shard_params
 
     @property
     def params(self):
@@ -512,8 +520,8 @@ class Trainer(EpochTrainer):
         if self._scan_friendly():
             out = sharding.to_host(self._predict.all(self.state, data, idx))
             return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
-        parts = [sharding.to_host(self._predict.single(self.state, data, ids)) for ids in idx]
-        return jax.tree.map(lambda *a: np.concatenate(a)[:n], *parts)
+        parts = [self._predict.single(self.state, data, ids) for ids in idx]  # no sync between
+        return jax.tree.map(lambda *a: np.concatenate(a)[:n], *sharding.to_host(parts))
 
     # ------------------------------------------------------------------ checkpoints
 
