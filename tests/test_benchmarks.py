@@ -48,3 +48,21 @@ def test_tune_benchmark_runs(tmp_path):
                                     "jaxdl bayes,optuna random", "--seeds", "1", "--trials", "5",
                                     "--timing-repeats", "0"], tmp_path)
     assert "| branin |" in stdout and "target (issue 14)" in stdout
+
+
+def test_startup_benchmark_runs(tmp_path):
+    """bench_startup's wiring: fresh children report phases and per-phase compile counts.
+
+    The tiny model, one round, a warm jaxdl cache (one uncounted filling run) and PyTorch:
+    three processes. Counts, not times, are checked: the first step asks XLA for at least
+    one executable (compiled or loaded from the cache) and the second step for none.
+    """
+    stdout = _run("bench_startup.py", ["--model", "tiny", "--rounds", "1", "--contestants",
+                                       "jaxdl warm cache,PyTorch"], tmp_path)
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]]
+            for cells in (line.split("|") for line in stdout.splitlines())
+            if len(cells) > 11 and cells[1].strip() in ("jaxdl warm cache", "PyTorch")}
+    assert set(rows) == {"jaxdl warm cache", "PyTorch"}, stdout
+    compiles, hits = ([int(n) for n in cell.split(" / ")] for cell in rows["jaxdl warm cache"][-2:])
+    assert compiles[1] + hits[1] >= 1 and compiles[2] == hits[2] == 0, rows
+    assert rows["PyTorch"][5] == "1.00" and rows["PyTorch"][-1] == "n/a", rows
