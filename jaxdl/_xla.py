@@ -17,7 +17,9 @@ process that ran JAX computations before importing jaxdl.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from importlib import metadata
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
@@ -25,7 +27,19 @@ _MEASURED_JAXLIB = ("0.10.",)
 
 
 def configure(environ=os.environ) -> bool:
-    """Add jaxdl's measured XLA flags to ``environ["XLA_FLAGS"]``; return whether it did."""
+    """jaxdl's import-time settings; return whether the XLA flag was added.
+
+    Adds the measured XLA flag to ``environ["XLA_FLAGS"]`` (see the module
+    docstring), and tunes glibc's malloc when ``JAXDL_TUNE_MALLOC=1`` asks for
+    it (:func:`tune_malloc`).
+    """
+    if environ.get(MALLOC_ENV, "").strip().lower() in _ON:
+        tune_malloc(environ)
+    return _add_ynn_flag(environ)
+
+
+def _add_ynn_flag(environ) -> bool:
+    """Add :data:`YNN_FLAG` to ``environ["XLA_FLAGS"]`` when safe; return whether it did."""
     if environ.get("JAXDL_KEEP_XLA_FLAGS"):
         return False
     flags = environ.get("XLA_FLAGS", "")
@@ -39,3 +53,110 @@ def configure(environ=os.environ) -> bool:
         return False
     environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}".strip()
     return True
+
+
+
+# ----------------------------------------------------------------------------- glibc malloc
+
+MMAP_THRESHOLD = 256 << 20
+TRIM_THRESHOLD = 1 << 30
+MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:"
+                   f"glibc.malloc.trim_threshold={TRIM_THRESHOLD}")
+MALLOC_ENV = "JAXDL_TUNE_MALLOC"
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+_OFF, _ON = ("0", "off", "false", "no"), ("1", "on", "true", "yes")
+_malloc = {"tuned": False, "failed": ""}
+
+
+def _glibc_mallopt():
+    """glibc's ``mallopt`` through ctypes, or None when this process has no glibc."""
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+            return None
+        fn = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, ValueError):
+        return None
+    fn.argtypes, fn.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return fn
+
+
+def _malloc_blocker(environ) -> str:
+    """Why :func:`tune_malloc` leaves malloc alone in ``environ`` ("" when nothing does)."""
+    choice = environ.get(MALLOC_ENV, "").strip().lower()
+    if choice in _OFF:
+        return f"{MALLOC_ENV}={environ[MALLOC_ENV]} opts out"
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if "malloc.mmap_threshold" in tunables or "malloc.trim_threshold" in tunables:
+        return f"GLIBC_TUNABLES={tunables} sets it (left as the user chose)"
+    if not sys.platform.startswith("linux"):
+        return f"not Linux ({sys.platform})"
+    return ""
+
+
+def tune_malloc(environ=os.environ, *, mallopt=None) -> bool:
+    """Keep glibc's malloc from unmapping large buffers after every step; return whether it is.
+
+    XLA:CPU allocates a step's large temporaries with ``malloc`` and frees them
+    when the step ends. glibc serves blocks over 32 MiB with ``mmap`` and
+    returns them with ``munmap``, so every step maps them again and the kernel
+    zero-fills each page on first touch. The benchmark CNN (batch 128) maps a
+    32.1 MiB and a 47.8 MiB buffer per step, about 8,200 page faults and a
+    quarter of its time (``benchmarks/bench_cpu_settings.py``). This calls
+    ``mallopt`` to raise glibc's mmap threshold to 256 MiB and its trim
+    threshold to 1 GiB (the values of :data:`MALLOC_TUNABLES`, which
+    ``jaxdl bench`` passes to every framework): such buffers then come from the
+    heap and are reused. The cost: up to 1 GiB of freed memory stays with the
+    process instead of going back to the system.
+
+    It acts on the whole process, so the library does not call it by itself:
+    the ``jaxdl`` CLI does, and a script opts in by calling it or by setting
+    ``JAXDL_TUNE_MALLOC=1`` before importing jaxdl. It does nothing (and
+    returns False) when ``JAXDL_TUNE_MALLOC`` is ``0``/``off``, when
+    ``GLIBC_TUNABLES`` already sets either threshold, or off Linux/glibc.
+    Calling it again is free.
+
+    Args:
+        environ: the environment to read the opt-out and ``GLIBC_TUNABLES`` from.
+        mallopt: stand-in for glibc's ``mallopt(param, value) -> int`` (tests).
+
+    Returns:
+        True when jaxdl's setting is in effect (now or from an earlier call).
+
+    Example:
+        >>> from jaxdl import _xla
+        >>> _xla.tune_malloc({"JAXDL_TUNE_MALLOC": "0"})
+        False
+    """
+    if _malloc["tuned"]:
+        return True
+    if _malloc_blocker(environ):
+        return False
+    fn = mallopt or _glibc_mallopt()
+    if fn is None:
+        _malloc["failed"] = "the C library is not glibc"
+        return False
+    if fn(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1 or fn(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
+        _malloc["failed"] = "glibc's mallopt refused the thresholds"
+        return False
+    _malloc["tuned"] = True
+    return True
+
+
+def malloc_status(environ=os.environ) -> str:
+    """One line for ``jaxdl info``: whether glibc's malloc is tuned in this process, and why.
+
+    Example:
+        >>> from jaxdl import _xla
+        >>> _xla.malloc_status({"JAXDL_TUNE_MALLOC": "0"}).startswith(("tuned", "not tuned"))
+        True
+    """
+    if _malloc["tuned"]:
+        return (f"tuned by jaxdl (mallopt: mmap threshold {MMAP_THRESHOLD >> 20} MiB, "
+                f"trim threshold {TRIM_THRESHOLD / 2**30:g} GiB)")
+    blocker = _malloc_blocker(environ)
+    if blocker.startswith("GLIBC_TUNABLES"):
+        return f"tuned by the environment: {blocker}"
+    why = blocker or _malloc["failed"] or (
+        f"not requested (the jaxdl CLI tunes it; a script calls jaxdl._xla.tune_malloc() "
+        f"or sets {MALLOC_ENV}=1)")
+    return f"not tuned: {why}"
