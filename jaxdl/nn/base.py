@@ -98,7 +98,7 @@ class Layer:
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape, without the batch axis, for inputs of ``input_shape``."""
         shape = _checks.shape_tuple(type(self).__name__, input_shape)
-        params, state = jax.eval_shape(lambda k: self.init(k, shape), jax.random.key(0))
+        params, state = jax.eval_shape(lambda: self.init(jax.random.key(0), shape))
         return abstract_output_shape(self, params, state, shape)
 
 
@@ -221,7 +221,7 @@ def leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _init_shapes(layer: Any, input_shape: Shape) -> dict[str, tuple[int, ...]]:
-    params, _ = jax.eval_shape(lambda k: layer.init(k, input_shape), jax.random.key(0))
+    params, _ = jax.eval_shape(lambda: layer.init(jax.random.key(0), input_shape))
     return leaf_shapes(params)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxdl import _checks
+from jaxdl import _checks, compilation
 from jaxdl._typing import Params, PRNGKey, Shape, State
 from jaxdl.nn import base
 from jaxdl.nn.base import Layer
@@ -392,6 +392,9 @@ class Model(Layer):
         if input_shape is not None:
             self._check_shapes(input_shape)
         base.check_key(f"{self._owner()}.init", key)
+        return compilation.call_compiled(self._init_layers, key)
+
+    def _init_layers(self, key: PRNGKey) -> tuple[Params, State]:
         first = {}
         for call in self.calls:
             first.setdefault(id(call.layer), call)

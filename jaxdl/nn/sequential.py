@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import jax
 
-from jaxdl import _checks
+from jaxdl import _checks, compilation
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.nn import base
 from jaxdl.nn.base import Layer
@@ -82,8 +82,13 @@ class Sequential(Layer):
         return tuple(names)
 
     def init(self, key: PRNGKey, input_shape: Shape) -> tuple[Params, State]:
+        """Create ``(params, state)`` for inputs of ``input_shape``: one compiled program
+        (:func:`jaxdl.compilation.call_compiled`), or part of the caller's inside a trace."""
         shape = _checks.shape_tuple("Sequential", input_shape)
         base.check_key("Sequential.init", key)
+        return compilation.call_compiled(lambda k: self._init_layers(k, shape), key)
+
+    def _init_layers(self, key: PRNGKey, shape: Shape) -> tuple[Params, State]:
         params, state = {}, {}
         for i, (name, layer) in enumerate(zip(self.names, self.layers, strict=True)):
             p, s = base.init_child("Sequential", name, layer, jax.random.fold_in(key, i), shape,

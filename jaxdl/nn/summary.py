@@ -42,7 +42,7 @@ def _input_names(model: Model) -> dict:
 
 def _graph_rows(model: Model):
     """Rows of a functional Model: its Inputs, then each layer and the nodes it is connected to."""
-    params, state = jax.eval_shape(lambda k: model.init(k), jax.random.key(0))
+    params, state = jax.eval_shape(lambda: model.init(jax.random.key(0)))
     inputs = _input_names(model)
     layer_names = {id(layer): name for name, layer in zip(model.names, model.layers, strict=True)}
 
@@ -66,15 +66,14 @@ def _rows(model: Layer, shape: Shape):
     """(name, type, output shape, trainable leaves, non-trainable leaves, inputs) per layer."""
     if isinstance(model, Model):
         return _graph_rows(model)
-    key = jax.random.key(0)
     if hasattr(model, "layers") and hasattr(model, "names"):
         layers = list(zip(model.names, model.layers, strict=True))
     else:
         layers = [(f"{model.default_name()}_0", model)]
     rows = []
     for i, (name, layer) in enumerate(layers):
-        params, state = jax.eval_shape(lambda k, lay=layer, s=shape: lay.init(k, s),
-                                       jax.random.fold_in(key, i))
+        params, state = jax.eval_shape(  # the key is drawn inside: nothing is compiled
+            lambda lay=layer, s=shape, j=i: lay.init(jax.random.fold_in(jax.random.key(0), j), s))
         shape = abstract_output_shape(layer, params, state, shape)
         rows.append((name, type(layer).__name__, shape, *_split(layer, params, state), ""))
     return rows

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdl import _checks, nn, optim
+from jaxdl import _checks, compilation, nn, optim
 from jaxdl import losses as _losses
 from jaxdl._typing import Array, Params, PRNGKey, Shape, State
 from jaxdl.train import metrics as _metrics
@@ -41,7 +41,11 @@ class TrainState(NamedTuple):
     @classmethod
     def create(cls, model: Any, optimizer: optax.GradientTransformation, input_shape: Shape,
                key: PRNGKey, *, mesh: Any = None, shard_params: bool = False) -> "TrainState":
-        """Initialize the model and the optimizer.
+        """Initialize the model and the optimizer, as one compiled program.
+
+        The split of ``key``, ``model.init`` and ``optimizer.init`` run as one
+        program (:func:`jaxdl.compilation.call_compiled`): one compilation, or
+        none when an equal model and optimizer were created before in the process.
 
         Args:
             model: a layer (``nn.Sequential``, ``nn.Model``...).
@@ -66,12 +70,16 @@ class TrainState(NamedTuple):
             >>> int(state.step)
             0
         """
-        key = raw_key(key)
-        init_key, step_key = jax.random.split(key)
-        params, model_state = model.init(init_key, input_shape)
-        state = cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                    opt_state=mask_frozen(model, optimizer).init(params), key=step_key)
         layout = sharding.layout_for("TrainState.create", mesh, shard_params)
+        optimizer = mask_frozen(model, optimizer)
+
+        def create(key):
+            init_key, step_key = jax.random.split(key)
+            params, model_state = model.init(init_key, input_shape)
+            return cls(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                       opt_state=optimizer.init(params), key=step_key)
+
+        state = compilation.call_compiled(create, raw_key(key))
         return state if layout is None else layout.place_state(state)
 
 

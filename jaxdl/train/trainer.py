@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import _checks, checkpoint, optim
+from jaxdl import _checks, checkpoint, compilation, optim
 from jaxdl import losses as _losses
 from jaxdl.train import executors, inputs, precision, sharding
 from jaxdl.train import metrics as _metrics
@@ -379,8 +379,10 @@ class Trainer(EpochTrainer):
         if self._logits_checked:
             return
         self._logits_checked = True
-        predictions, _ = self.model.apply(self.state.params, self.state.model_state,
-                                          _rows(x, slice(0, 8)))
+        model = self.model
+        predictions = compilation.call_compiled(
+            lambda p, s, v: model.apply(p, s, v)[0], self.state.params,
+            self.state.model_state, _rows(x, slice(0, 8)))
         _losses.check_loss_logits(self.loss, predictions)
 
     # ------------------------------------------------------------------ fit
