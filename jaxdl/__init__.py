@@ -13,10 +13,21 @@ from jaxdl import _xla  # noqa: E402  (before any JAX backend starts: see jaxdl/
 
 _xla.configure()
 
-from jaxdl import checkpoint, data, gradcheck, kernels, losses, nn, optim, regularizers, train  # noqa: E402
+from jaxdl import (  # noqa: E402
+    checkpoint,
+    compilation,
+    data,
+    gradcheck,
+    kernels,
+    losses,
+    nn,
+    optim,
+    regularizers,
+    train,
+)
 
-__all__ = ["__version__", "checkpoint", "data", "generative", "gradcheck", "kernels", "losses",
-           "nn", "optim", "regularizers", "train", "tune"]
+__all__ = ["__version__", "checkpoint", "compilation", "data", "generative", "gradcheck",
+           "kernels", "losses", "nn", "optim", "regularizers", "train", "tune"]
 
 _LAZY = ("generative", "tune")  # imported on first use: ``import jaxdl`` stays as quick as it was
 

@@ -8,10 +8,20 @@ import pytest
 from jaxdl import cli
 
 
-def test_info_lists_versions_and_devices(capsys):
-    assert cli.main(["info"]) == 0
+def test_info_lists_versions_and_devices(capsys, monkeypatch, tmp_path):
+    from jaxdl import compilation
+
+    monkeypatch.setenv(compilation.CACHE_ENV, str(tmp_path / "xla"))
+    try:
+        assert cli.main(["info"]) == 0  # the command turns the persistent cache on
+    finally:
+        compilation.disable_cache()  # this test process goes on without it
     out = capsys.readouterr().out
     assert "jaxdl" in out and "jax " in out and "backend" in out and "device" in out
+    assert f"xla cache  on, {tmp_path / 'xla'} (" in out
+    monkeypatch.setenv(compilation.CACHE_ENV, "0")
+    assert cli.main(["info"]) == 0
+    assert "xla cache  off (" in capsys.readouterr().out
 
 
 def test_info_names_the_processes_and_the_mesh_fit_would_use():
