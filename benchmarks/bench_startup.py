@@ -10,7 +10,8 @@ inputs at batch 32 (Adam 1e-3, sparse categorical cross-entropy from logits)::
 Each sample is one fresh Python process (a child of this script) that times,
 with ``time.perf_counter``:
 
-* **import**: the framework and its NN modules (numpy is imported before);
+* **import**: the framework and its NN modules (numpy is imported before), and
+  for jaxdl with a cache the ``enable_cache`` call;
 * **create**: model, parameters and optimizer state (``TrainState.create`` and
   ``make_train_step`` in jaxdl; PyTorch creates Adam's moments lazily, in its
   first step);
@@ -25,20 +26,22 @@ together with the persistent-cache hits among them, so "compiles" in the table
 are XLA compilations actually run and "hits" executables loaded from the cache.
 
 Contestants, each only when importable: jaxdl (``train.make_train_step``) with
-a **cold** persistent compilation cache (a new empty directory per run), a
-**warm** one (a directory filled by one earlier, uncounted run of the same
-child) and with the cache **off**; PyTorch (``torch.nn`` + ``torch.optim.Adam``,
-CPU); Keras 3 on the JAX backend (``train_on_batch``); Flax NNX
-(``nnx.Module`` + ``nnx.Optimizer`` + ``nnx.jit``). Rounds interleave the
-contestants (round r: jaxdl cold, jaxdl warm, ..., PyTorch, ...) so that a noisy
-neighbour hurts all alike; figures are medians over rounds, and ratios compare
-medians of total to first step with PyTorch's from the same run.
+a **cold** persistent compilation cache (``jaxdl.compilation.enable_cache`` on
+a new empty directory per run), a **warm** one (a directory filled by one
+earlier, uncounted run of the same child) and with the cache **off**; PyTorch
+(``torch.nn`` + ``torch.optim.Adam``, CPU); Keras 3 on the JAX backend
+(``train_on_batch``); Flax NNX (``nnx.Module`` + ``nnx.Optimizer`` +
+``nnx.jit``). Rounds interleave the contestants (round r: jaxdl cold, jaxdl
+warm, ..., PyTorch, ...) so that a noisy neighbour hurts all alike; figures
+are medians over rounds, and ratios compare medians of total to first step
+with PyTorch's from the same run.
 
 Usage::
 
     python benchmarks/bench_startup.py                # 5 rounds (a few minutes on 2 cores)
     python benchmarks/bench_startup.py --quick        # 1 round, < 60 s, asserts nothing
     python benchmarks/bench_startup.py --rounds 7 --out results.md
+    python benchmarks/bench_startup.py --model tiny    # flatten + dense 10: the smoke test's
 """
 
 from __future__ import annotations
@@ -113,20 +116,6 @@ class Phases:
         return out
 
 
-def enable_cache(directory: str) -> None:
-    """Turn on JAX's persistent compilation cache in ``directory`` (jaxdl's switch when present)."""
-    try:
-        from jaxdl import compilation
-    except ImportError:  # before jaxdl.compilation existed: JAX's own settings
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", directory)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        return
-    compilation.enable_cache(directory)
-
-
 def _data():
     import numpy as np
 
@@ -151,10 +140,10 @@ def child_jaxdl(cache: str, kind: str) -> dict:
     ph = Phases()
     import jax
 
-    from jaxdl import losses, nn, optim, train
+    from jaxdl import compilation, losses, nn, optim, train
     ph.count_compilations()
     if cache != "off":
-        enable_cache(cache)
+        compilation.enable_cache(cache)
     ph.mark("import")
     model = jaxdl_model(nn, kind)
     opt = optim.adam(1e-3)
