@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
 YNN = "--xla_cpu_experimental_ynn_fusion_type"
+SERIAL = "--xla_cpu_multi_thread_eigen=false"
 
 
 # --------------------------------------------------------------------------- child side
@@ -159,27 +161,41 @@ def _calibrate(run, seconds):
         n *= 4
 
 
-def child(workloads, rounds, seconds, mallopt, torch_too) -> dict:
+def _sample(run, steps):
+    """(steps/s, process CPU ms per step, minor page faults per step) of one round."""
+    r0, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    run(steps)
+    wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1e3 / steps
+    return steps / wall, cpu, (r1.ru_minflt - r0.ru_minflt) / steps
+
+
+def child(workloads, rounds, seconds, mallopt, torch_too, pin=False) -> dict:
     """Median steps/s of jaxdl (and PyTorch) per workload, rounds interleaved."""
     applied = None
+    if pin:  # one core, one compute thread: CPU time per step then barely depends on the load
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if mallopt:
         from jaxdl import _xla
         applied = _xla.tune_malloc()
     import torch
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(1 if pin else os.cpu_count() or 1)
     out = {"mallopt": applied}
     for name in workloads:
         runners = {"jaxdl": _jaxdl_runner(name)}
         if torch_too:
             runners["torch"] = _torch_runner(name)
         steps = {k: _calibrate(r, seconds) for k, r in runners.items()}
+        out[name] = {}
         samples = {k: [] for k in runners}
         for _ in range(rounds):
             for k, r in runners.items():
-                t = time.perf_counter()
-                r(steps[k])
-                samples[k].append(steps[k] / (time.perf_counter() - t))
-        out[name] = {k: statistics.median(v) for k, v in samples.items()}
+                samples[k].append(_sample(r, steps[k]))
+        for k, v in samples.items():
+            out[name][k] = statistics.median(s[0] for s in v)
+            out[name][k + " best"] = max(s[0] for s in v)
+            out[name][k + " cpu ms"] = statistics.median(s[1] for s in v)
+            out[name][k + " faults"] = statistics.median(s[2] for s in v)
     return out
 
 
@@ -211,12 +227,16 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds inside a child")
     p.add_argument("--seconds", type=float, default=0.5, help="seconds per round")
     p.add_argument("--no-torch", action="store_true", help="time jaxdl only")
+    p.add_argument("--pin", action="store_true",
+                   help="children on one core with one compute thread (XLA and PyTorch): "
+                        "compare CPU ms/step when the machine is loaded")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--mallopt", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     workloads = a.workloads.split(",")
     if a.child:
-        print(json.dumps(child(workloads, a.rounds, a.seconds, a.mallopt, not a.no_torch)))
+        print(json.dumps(child(workloads, a.rounds, a.seconds, a.mallopt, not a.no_torch,
+                               a.pin)))
         return 0
     variants = a.variants.split(",")
     results = {v: [] for v in variants}
@@ -225,14 +245,15 @@ def main(argv=None) -> int:
             env, extra = variant_env(v)
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "--workloads",
                    a.workloads, "--rounds", str(a.rounds), "--seconds", str(a.seconds), *extra]
-            if a.no_torch:
-                cmd.append("--no-torch")
+            cmd += ["--no-torch"] * a.no_torch + ["--pin"] * a.pin
+            if a.pin:
+                env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {SERIAL}".strip()
             res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True,
                                             text=True).stdout.strip().splitlines()[-1])
             results[v].append(res)
             print(f"rep {rep} {v}: " + ", ".join(
                 f"{w} " + "/".join(f"{k} {s:.1f}" for k, s in res[w].items())
-                for w in workloads), flush=True)
+                for w in workloads), f"(load {os.getloadavg()[0]:.1f})", flush=True)
     _table(workloads, variants, results, torch_too=not a.no_torch)
     return 0
 
@@ -241,20 +262,25 @@ def _table(workloads, variants, results, torch_too):
     """Medians over repetitions; ratios paired within a repetition (adjacent in time)."""
     base = "plain" if "plain" in variants else None
     print("\n| workload | variant | jaxdl steps/s | PyTorch steps/s | jaxdl / PyTorch "
-          "(same process) | jaxdl / PyTorch in `plain` |")
-    print("|---|---|---:|---:|---:|---:|")
+          "(same process) | jaxdl / PyTorch in `plain` | jaxdl best | jaxdl CPU ms/step "
+          "| jaxdl faults/step | PyTorch best | PyTorch CPU ms/step | PyTorch faults/step |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in workloads:
         for v in variants:
             j = statistics.median(r[w]["jaxdl"] for r in results[v])
             if not torch_too:
-                print(f"| {w} | {v} | {j:.1f} | | | |")
+                best, cpu = (statistics.median(r[w][f"jaxdl {m}"] for r in results[v])
+                             for m in ("best", "cpu ms"))
+                print(f"| {w} | {v} | {j:.1f} | | | | {best:.1f} | {cpu:.1f} |")
                 continue
             t = statistics.median(r[w]["torch"] for r in results[v])
             ratio = statistics.median(r[w]["jaxdl"] / r[w]["torch"] for r in results[v])
             cross = (statistics.median(r[w]["jaxdl"] / b[w]["torch"]
                                        for r, b in zip(results[v], results[base], strict=True))
                      if base else float("nan"))
-            print(f"| {w} | {v} | {j:.1f} | {t:.1f} | {ratio:.2f} | {cross:.2f} |")
+            extra = " | ".join(f"{statistics.median(r[w][f'{k} {m}'] for r in results[v]):.1f}"
+                               for k in ("jaxdl", "torch") for m in ("best", "cpu ms", "faults"))
+            print(f"| {w} | {v} | {j:.1f} | {t:.1f} | {ratio:.2f} | {cross:.2f} | {extra} |")
 
 
 if __name__ == "__main__":
