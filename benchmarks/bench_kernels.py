@@ -282,14 +282,17 @@ def bench_pool(cases, rounds) -> str:
                   "slices (ms)", "auto speed-up (fwd+bwd)", "fastest fwd+bwd"], rows)
 
 
-def bench_cnn_step(rounds, batch=128) -> str:
+POOL_METHODS = ("reduce_window", "reshape", "slices", "auto")
+
+
+def bench_cnn_step(rounds, batch=128, methods=POOL_METHODS) -> str:
     """One SGD step of a small MNIST-sized CNN with each max-pooling implementation."""
     rows = []
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.standard_normal((batch, 28, 28, 1), dtype=np.float32))
     y = jnp.asarray(rng.integers(0, 10, batch))
     fns = {}
-    for method in ("reduce_window", "reshape", "slices", "auto"):
+    for method in methods:
         model = nn.Sequential([
             nn.Conv2D(32, 3, activation="relu"), nn.MaxPool2D(2, method=method),
             nn.Conv2D(64, 3, activation="relu"), nn.MaxPool2D(2, method=method),
@@ -336,16 +339,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     sizes = [256] if args.smoke else [512, 1024] if args.quick else [512, 1024, 2048, 4096]
     conv_shapes = CONV_SHAPES[:2] if args.quick else CONV_SHAPES
     pool_cases = POOL_CASES[:2] + POOL_CASES[3:4] if args.quick else POOL_CASES
-    batch = 128
+    batch, methods = 128, POOL_METHODS
     if args.smoke:  # the first case of each section at batch 8: the wiring, not the numbers
         conv_shapes, pool_cases, batch = [_small(CONV_SHAPES[0])], [_small(POOL_CASES[0])], 8
+        methods = POOL_METHODS[:1] + POOL_METHODS[-1:]  # each CNN step is a long compilation
 
     start = time.perf_counter()
     parts = ["## Environment", "\n".join(environment())]
     sections = [("matmul", lambda: bench_matmul(sizes, rounds)),
                 ("conv2d", lambda: bench_conv(conv_shapes, rounds)),
                 ("pooling: forward / forward+backward", lambda: bench_pool(pool_cases, rounds)),
-                ("small CNN training step", lambda: bench_cnn_step(rounds, batch))]
+                ("small CNN training step", lambda: bench_cnn_step(rounds, batch, methods))]
     print(parts[0] + "\n\n" + parts[1] + "\n", flush=True)
     for title, fn in sections:
         t0 = time.perf_counter()
