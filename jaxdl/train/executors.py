@@ -7,7 +7,8 @@ indices, so the host sends only small int32 index arrays. Every trainer
 compiled forms of it:
 
 - ``chunk(state, data, idx)``: ``idx.shape[0]`` steps fused in one
-  ``lax.scan``, step ``i`` on the rows ``idx[i]`` of every array in ``data``;
+  ``lax.scan``, step ``i`` on the rows ``idx[i]`` of every array in ``data``
+  (gathered for the whole chunk before the scan, up to :data:`PREGATHER_BYTES`);
 - ``single(state, sums, data, ids)``: one step and no loop, for models that
   run slower inside a loop body (XLA:CPU convolutions, jax-ml/jax#12868).
 
@@ -36,6 +37,19 @@ __all__ = ["take_rows", "StepRunner", "compile_steps", "per_specification", "Eva
 def take_rows(tree: Any, ids: jax.Array) -> Any:
     """The rows ``ids`` of every array in ``tree`` (a batch of device-resident data)."""
     return jax.tree.map(lambda a: jnp.take(a, ids, axis=0), tree)
+
+
+#: A fused chunk whose batches take at most this many bytes gathers them all before its
+#: scan (one gather of ``k * b`` rows; the loop body then reads its batch as a plain
+#: slice), measured faster than a gather inside every step (``bench_fit_loop.py``);
+#: a larger chunk gathers step by step, so the copy never costs more than this.
+PREGATHER_BYTES = 64 << 20
+
+
+def _chunk_bytes(data: Any, idx: Any) -> int:
+    """Bytes of the rows ``idx`` (any shape) of every array in ``data``."""
+    return sum(math.prod(idx.shape) * math.prod(a.shape[1:]) * a.dtype.itemsize
+               for a in jax.tree.leaves(data))
 
 
 def _add_weighted(sums: dict, logs: dict, n: jax.Array) -> dict:
@@ -88,12 +102,20 @@ def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
         return _zeros_like_logs(shapes)
 
     def chunk(state, data, idx):
-        def body(carry, ids):
-            st, sums = carry
-            st, logs = step(st, take_rows(data, ids))
-            return (st, _add_weighted(sums, logs, jnp.float32(ids.shape[0]))), None
-
-        (state, sums), _ = jax.lax.scan(body, (state, zero_sums(state, data, idx[0])), idx)
+        weight = jnp.float32(idx.shape[1])
+        if _chunk_bytes(data, idx) <= PREGATHER_BYTES:  # one gather, then scan over batches
+            def body(carry, batch):
+                st, sums = carry
+                st, logs = step(st, batch)
+                return (st, _add_weighted(sums, logs, weight)), None
+            xs = take_rows(data, idx)
+        else:  # a chunk too large to copy at once: each step gathers its own rows
+            def body(carry, ids):
+                st, sums = carry
+                st, logs = step(st, take_rows(data, ids))
+                return (st, _add_weighted(sums, logs, weight)), None
+            xs = idx
+        (state, sums), _ = jax.lax.scan(body, (state, zero_sums(state, data, idx[0])), xs)
         return state, sums
 
     def single(state, sums, data, ids):

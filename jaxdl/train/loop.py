@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxdl import _checks, checkpoint
 from jaxdl import data as _data
+from jaxdl.train.callbacks import Callback
 from jaxdl.train.executors import EvalRunner, StepRunner, padded_batches
 from jaxdl.train.inputs import short_repr
 from jaxdl.train.progress import EpochProgress
@@ -185,6 +186,20 @@ class CallbackList:
         for cb in self.callbacks:
             cb.on_batch_end(step, logs)
 
+    def wants_batch_end(self) -> bool:
+        """Whether a callback has an ``on_batch_end`` hook of its own: the engine then
+        fetches the logs after every chunk for it; otherwise it fetches them once per
+        epoch, and the device runs the chunks back to back.
+
+        >>> from jaxdl import train
+        >>> CallbackList([train.EarlyStopping()]).wants_batch_end()
+        False
+        >>> CallbackList([train.LambdaCallback(on_batch_end=print)]).wants_batch_end()
+        True
+        """
+        return any(getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end
+                   or "on_batch_end" in getattr(cb, "__dict__", {}) for cb in self.callbacks)
+
 
 class EpochPlan(NamedTuple):
     """How an epoch is cut and run.
@@ -290,6 +305,52 @@ def check_not_donated(owner: str, state: Any) -> None:
             f"step(trainer.state, batch) with a step from make_train_step, donate=True by "
             f"default). Keep the state the step returns (trainer.state, logs = "
             f"step(trainer.state, batch)), or build the step with donate=False.")
+
+
+def _chunks(order: np.ndarray, plan: EpochPlan):
+    """``(stop, idx)`` per executed chunk: the steps of the epoch done after it, and
+    its rows of ``order``, one row per step (the last, smaller batch is a chunk alone).
+
+    >>> [(stop, i.tolist()) for stop, i in _chunks(np.arange(5), EpochPlan(2, 1, 2, 2))]
+    [(2, [[0, 1], [2, 3]]), (3, [[4]])]
+    """
+    size = plan.batch_size
+    for start in range(0, plan.full, plan.report):
+        stop = min(start + plan.report, plan.full)
+        yield stop, order[start * size:stop * size].reshape(stop - start, size)
+    if plan.rest:
+        start = plan.full * size
+        yield plan.full + 1, order[start:start + plan.rest].reshape(1, plan.rest)
+
+
+class _RunningSums:
+    """An epoch's chunk sums: dispatched ones wait on the device until :meth:`fetch`,
+    which brings them over in one sync and adds them on the host in float64, in
+    chunk order (so when they are fetched never changes the logs)."""
+
+    def __init__(self):
+        self.sums: dict[str, Any] = {}
+        self.seen = 0  # examples whose sums were fetched
+        self.done = 0  # steps of the epoch done when the last fetched chunk ended
+        self._pending: list = []
+
+    def push(self, done: int, examples: int, sums: Any) -> None:
+        """Record a dispatched chunk: the steps done after it, its examples, its sums."""
+        self._pending.append((done, examples, sums))
+
+    def waiting(self) -> int:
+        """Chunks dispatched but not fetched yet."""
+        return len(self._pending)
+
+    def fetch(self, keep: int = 0) -> dict:
+        """Fetch every waiting chunk but the newest ``keep``; the running means."""
+        ready = self._pending[:len(self._pending) - keep]
+        self._pending = self._pending[len(ready):]
+        for (done, examples, _), host in zip(ready, jax.device_get([s for *_, s in ready]),
+                                             strict=True):
+            self.sums = {k: self.sums.get(k, 0.0) + host_value(host[k]) for k in host}
+            self.seen, self.done = self.seen + examples, done
+        return {k: v / max(self.seen, 1) for k, v in self.sums.items()}
 
 
 class EpochTrainer:
@@ -415,29 +476,31 @@ class EpochTrainer:
 
     def _run_epoch(self, runner: StepRunner, data: Any, order: np.ndarray, plan: EpochPlan,
                    progress: EpochProgress) -> dict:
-        """One epoch in the order ``order``; its logs (means over the examples seen)."""
-        sums: dict[str, Any] = {}
-        seen, size = 0, plan.batch_size
-        chunks = [(start, min(start + plan.report, plan.full))
-                  for start in range(0, plan.full, plan.report)]
-        if plan.rest:
-            chunks.append((plan.full, plan.full + 1))
-        for start, stop in chunks:
-            if start == plan.full:  # the last, smaller batch
-                idx = order[start * size:start * size + plan.rest].reshape(1, plan.rest)
-            else:
-                idx = order[start * size:stop * size].reshape(stop - start, size)
-            self.state, chunk_sums = self._steps(runner, data, idx, plan.fused)
-            seen += idx.size
-            host = jax.device_get(chunk_sums)  # one sync per executed chunk
-            sums = {k: sums.get(k, 0.0) + host_value(host[k]) for k in host}
-            running = {k: v / seen for k, v in sums.items()}
-            if stop <= plan.full:
-                progress.update(stop, self.display_logs(running))
-            self.callbacks.on_batch_end(min(stop, plan.steps), running)
-            if self.stop_training:
-                break
-        return {k: v / max(seen, 1) for k, v in sums.items()}
+        """One epoch in the order ``order``; its logs (means over the examples seen).
+
+        The chunks are dispatched back to back. Their sums are fetched after each
+        chunk only when a callback has an ``on_batch_end`` hook (it must see the
+        chunk done before the next one starts, to stop or change the state); a
+        live progress bar fetches them one chunk behind, so the device never
+        waits for the host; otherwise they are fetched once, when the epoch ends.
+        Whichever way, the sums are added on the host in float64 in chunk order,
+        so the logs do not depend on it.
+        """
+        totals = _RunningSums()
+        eager = self.callbacks.wants_batch_end()
+        live = getattr(progress, "bar", None) is not None
+        for stop, idx in _chunks(order, plan):
+            self.state, sums = self._steps(runner, data, idx, plan.fused)
+            totals.push(min(stop, plan.steps), idx.size, sums)
+            if eager or (live and totals.waiting() > 1):
+                running = totals.fetch(keep=0 if eager else 1)  # one sync
+                if totals.done <= plan.full:
+                    progress.update(totals.done, self.display_logs(running))
+            if eager:
+                self.callbacks.on_batch_end(totals.done, running)
+                if self.stop_training:
+                    break
+        return totals.fetch()
 
     def display_logs(self, logs: dict) -> dict:
         """What the progress line shows of ``logs``: scalars as they are, and a vector
