@@ -66,6 +66,28 @@ def _check_float_dtype(name: str, dtype) -> None:
         raise TypeError(f"initializers.{name}: dtype must be a floating dtype, got {dtype}.")
 
 
+def draw_flat(sample: Callable[[tuple[int, ...]], Array], shape: Sequence[int]) -> Array:
+    """``sample(shape)``, drawn as one flat vector and reshaped to ``shape``.
+
+    With JAX's default partitionable threefry (``jax_threefry_partitionable``) a
+    draw's numbers do not depend on its shape, only on the element's flat index,
+    so this is the same array bit for bit; XLA:CPU compiles the 1-D draw about
+    3x faster than a 4-D one (1.3 s against 4.3 s for a 3x3x32x64 kernel on a
+    loaded 2-core machine), which is most of the cost of creating a model.
+    Otherwise (the legacy non-partitionable threefry) ``sample(shape)`` as is.
+
+    >>> import jax
+    >>> key = jax.random.key(0)
+    >>> a = draw_flat(lambda s: jax.random.normal(key, s), (3, 4, 5))
+    >>> bool((a == jax.random.normal(key, (3, 4, 5))).all())
+    True
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 2 or not jax.config.jax_threefry_partitionable:
+        return sample(shape)
+    return sample((math.prod(shape),)).reshape(shape)
+
+
 def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
     """Build an initializer drawing with variance ``scale / n``.
 
@@ -93,11 +115,12 @@ def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
         variance = scale / max(1.0, n)
         if distribution == "uniform":
             limit = math.sqrt(3.0 * variance)
-            return jax.random.uniform(key, shape, dtype, -limit, limit)
+            return draw_flat(lambda s: jax.random.uniform(key, s, dtype, -limit, limit), shape)
         std = math.sqrt(variance)
         if distribution == "truncated_normal":
-            return (std / _TRUNC_STD) * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
-        return std * jax.random.normal(key, shape, dtype)
+            return (std / _TRUNC_STD) * draw_flat(
+                lambda s: jax.random.truncated_normal(key, -2.0, 2.0, s, dtype), shape)
+        return std * draw_flat(lambda s: jax.random.normal(key, s, dtype), shape)
 
     init.__name__ = f"variance_scaling({scale}, {mode!r}, {distribution!r})"
     return init
@@ -151,7 +174,7 @@ def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
 
     def init(key: PRNGKey, shape: Sequence[int], dtype=jnp.float32) -> Array:
         _check_float_dtype("normal", dtype)
-        return mean + stddev * jax.random.normal(key, shape, dtype)
+        return mean + stddev * draw_flat(lambda s: jax.random.normal(key, s, dtype), shape)
     init.__name__ = f"normal(stddev={stddev})"
     return init
 
@@ -163,7 +186,7 @@ def uniform(scale: float = 0.05) -> Initializer:
 
     def init(key: PRNGKey, shape: Sequence[int], dtype=jnp.float32) -> Array:
         _check_float_dtype("uniform", dtype)
-        return jax.random.uniform(key, shape, dtype, -scale, scale)
+        return draw_flat(lambda s: jax.random.uniform(key, s, dtype, -scale, scale), shape)
     init.__name__ = f"uniform(scale={scale})"
     return init
 
@@ -181,7 +204,8 @@ def orthogonal(gain: float = 1.0) -> Initializer:
         if len(shape) < 2:
             raise ValueError(f"initializers.orthogonal: needs a shape of rank >= 2, got {shape}.")
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
+        a = draw_flat(lambda s: jax.random.normal(key, s, jnp.float32),
+                      (max(rows, cols), min(rows, cols)))
         q, r = jnp.linalg.qr(a)
         # Fix the signs so the distribution is uniform (Haar) over orthogonal matrices.
         q = q * jnp.sign(jnp.diagonal(r))
