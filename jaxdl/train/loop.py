@@ -516,8 +516,9 @@ class EpochTrainer:
         if fused:
             return runner.chunk(self.state, data, idx)
         state, sums = self.state, runner.zero_sums(self.state, data, idx[0])
-        for ids in idx:  # one compiled call per step, no host sync in between
-            state, sums = runner.single(state, sums, data, ids)
+        idx, i = jax.device_put((idx, np.int32(0)))  # one upload; the counter stays there
+        for _ in range(len(idx)):  # one compiled call per step, no host sync in between
+            state, sums, i = runner.step_at(state, sums, data, idx, i)
         return state, sums
 
     def evaluate_means(self, runner: EvalRunner, data: Any, n: int, batch_size: int,
