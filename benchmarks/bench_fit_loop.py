@@ -29,7 +29,7 @@ rounds of seconds per step, and ratios are fit / loop (below 1: ``fit`` is faste
 Usage::
 
     python benchmarks/bench_fit_loop.py            # full run (a few minutes on 2 cores)
-    python benchmarks/bench_fit_loop.py --quick    # smoke run (< 60 s), asserts nothing
+    python benchmarks/bench_fit_loop.py --quick    # smoke run (MLP and digits, < 60 s)
     python benchmarks/bench_fit_loop.py --only mlp,conv1d --spe auto,1,epoch --rounds 7
     python benchmarks/bench_fit_loop.py --out results.md
 """
@@ -189,7 +189,8 @@ def main(argv=None) -> int:
                    help="comma-separated steps_per_execution variants (default auto,1,epoch)")
     p.add_argument("--out", default=None, help="append the markdown table to this file")
     a = p.parse_args(argv)
-    names = a.only.split(",") if a.only else ["mlp", "conv1d", "digits"]
+    names = a.only.split(",") if a.only else (["mlp", "digits"] if a.quick
+                                              else ["mlp", "conv1d", "digits"])
     spes = a.spe.split(",") if a.spe else (["auto"] if a.quick else ["auto", "1", "epoch"])
     rounds = a.rounds or (2 if a.quick else 7)
     epochs = a.epochs or (2 if a.quick else 6)

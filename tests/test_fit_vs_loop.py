@@ -10,6 +10,8 @@ loop's per-step logs. No timing here: speed is ``benchmarks/bench_fit_loop.py``.
 """
 
 import functools
+import io
+import sys
 
 import jax
 import numpy as np
@@ -90,9 +92,10 @@ def test_fit_equals_plain_loop_over_the_same_batches(make, spe):
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-def test_logs_and_weights_do_not_depend_on_when_the_engine_fetches_them():
-    """With an on_batch_end hook the engine syncs after every chunk; without one it fetches
-    an epoch's sums once. Same programs, same sums in the same order: same bits."""
+def test_logs_and_weights_do_not_depend_on_when_the_engine_fetches_them(monkeypatch):
+    """With an on_batch_end hook the engine syncs after every chunk; a live bar fetches one
+    chunk behind; otherwise an epoch's sums are fetched once. Same programs, same sums in
+    the same order: same bits."""
     model, shape = _mlp()
     x, y = _data(shape)
     seen = []
@@ -108,3 +111,16 @@ def test_logs_and_weights_do_not_depend_on_when_the_engine_fetches_them():
     # chunks of 2 steps, then the last small batch: steps 2, 3, 4 in each epoch
     assert [s for s, _ in seen] == [2, 3, 4] * EPOCHS
     assert seen[2][1] == pytest.approx(h_eager.history["loss"][0], rel=1e-12)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    trainer.state = None
+    h_live = trainer.fit(x, y, epochs=EPOCHS, batch_size=BATCH, seed=SEED, verbose=1,
+                         steps_per_execution=2)
+    shown = sys.stdout.getvalue().replace("\r", "\n")
+    assert h_live.history == h_eager.history
+    # the live line moved to 2/4 and 3/4 (each shown once the next chunk was dispatched)
+    assert "2/4 [" in shown and "3/4 [" in shown and "4/4 [=====" in shown, shown
