@@ -60,10 +60,11 @@ def _add_ynn_flag(environ) -> bool:
 
 MMAP_THRESHOLD = 256 << 20
 TRIM_THRESHOLD = 1 << 30
+TOP_PAD = 64 << 20
 MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:"
-                   f"glibc.malloc.trim_threshold={TRIM_THRESHOLD}")
+                   f"glibc.malloc.trim_threshold={TRIM_THRESHOLD}:glibc.malloc.top_pad={TOP_PAD}")
 MALLOC_ENV = "JAXDL_TUNE_MALLOC"
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's <malloc.h>
 _OFF, _ON = ("0", "off", "false", "no"), ("1", "on", "true", "yes")
 _malloc = {"tuned": False, "failed": ""}
 
@@ -86,7 +87,8 @@ def _malloc_blocker(environ) -> str:
     if choice in _OFF:
         return f"{MALLOC_ENV}={environ[MALLOC_ENV]} opts out"
     tunables = environ.get("GLIBC_TUNABLES", "")
-    if "malloc.mmap_threshold" in tunables or "malloc.trim_threshold" in tunables:
+    if any(f"malloc.{name}" in tunables for name in ("mmap_threshold", "trim_threshold",
+                                                       "top_pad")):
         return f"GLIBC_TUNABLES={tunables} sets it (left as the user chose)"
     if not sys.platform.startswith("linux"):
         return f"not Linux ({sys.platform})"
@@ -97,23 +99,30 @@ def tune_malloc(environ=os.environ, *, mallopt=None) -> bool:
     """Keep glibc's malloc from unmapping large buffers after every step; return whether it is.
 
     XLA:CPU allocates a step's large temporaries with ``malloc`` and frees them
-    when the step ends. glibc serves blocks over 32 MiB with ``mmap`` and
-    returns them with ``munmap``, so every step maps them again and the kernel
-    zero-fills each page on first touch. The benchmark CNN (batch 128) maps a
-    32.1 MiB and a 47.8 MiB buffer per step, about 8,200 page faults and a
-    quarter of its time (``benchmarks/bench_cpu_settings.py``). This calls
-    ``mallopt`` to raise glibc's mmap threshold to 256 MiB and its trim
-    threshold to 1 GiB (the values of :data:`MALLOC_TUNABLES`, which
-    ``jaxdl bench`` passes to every framework): such buffers then come from the
-    heap and are reused. The cost: up to 1 GiB of freed memory stays with the
-    process instead of going back to the system.
+    when the step ends. The benchmark CNN (batch 128) allocates a 32.1 MiB and
+    a 47.8 MiB buffer per step; glibc serves blocks over 32 MiB with ``mmap``
+    and unmaps them on ``free``, so every step maps them again and the kernel
+    zero-fills each page on first touch: 8,229 page faults per step
+    (``benchmarks/bench_cpu_settings.py``). This calls ``mallopt`` so that
+    such buffers come from the heap and are reused:
 
-    It acts on the whole process, so the library does not call it by itself:
-    the ``jaxdl`` CLI does, and a script opts in by calling it or by setting
+    * mmap threshold 256 MiB: blocks below it come from the heap;
+    * trim threshold 1 GiB: freed memory at the top of a heap stays mapped;
+    * top pad 64 MiB: a worker thread's heap (64 MiB each) is not deleted when
+      its last block is freed. Without it, two buffers live at once in one
+      thread's arena still fault on every step (measured: the 33 MiB one), as
+      they did with the two thresholds alone in some runs of the CNN.
+
+    These are the values of :data:`MALLOC_TUNABLES`. The cost: freed memory
+    (up to 1 GiB in the main heap, all of a worker thread's heaps) stays with
+    the process for reuse instead of going back to the system.
+
+    It acts on the whole process, so importing jaxdl does not call it: the
+    ``jaxdl`` CLI does, and a script opts in by calling it or by setting
     ``JAXDL_TUNE_MALLOC=1`` before importing jaxdl. It does nothing (and
     returns False) when ``JAXDL_TUNE_MALLOC`` is ``0``/``off``, when
-    ``GLIBC_TUNABLES`` already sets either threshold, or off Linux/glibc.
-    Calling it again is free.
+    ``GLIBC_TUNABLES`` already sets one of these (the user's choice wins), or
+    off Linux/glibc. Calling it again is free.
 
     Args:
         environ: the environment to read the opt-out and ``GLIBC_TUNABLES`` from.
@@ -135,8 +144,10 @@ def tune_malloc(environ=os.environ, *, mallopt=None) -> bool:
     if fn is None:
         _malloc["failed"] = "the C library is not glibc"
         return False
-    if fn(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1 or fn(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
-        _malloc["failed"] = "glibc's mallopt refused the thresholds"
+    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+                (_M_TOP_PAD, TOP_PAD))
+    if not all(fn(param, value) == 1 for param, value in settings):
+        _malloc["failed"] = "glibc's mallopt refused the settings"
         return False
     _malloc["tuned"] = True
     return True
@@ -152,7 +163,7 @@ def malloc_status(environ=os.environ) -> str:
     """
     if _malloc["tuned"]:
         return (f"tuned by jaxdl (mallopt: mmap threshold {MMAP_THRESHOLD >> 20} MiB, "
-                f"trim threshold {TRIM_THRESHOLD / 2**30:g} GiB)")
+                f"trim threshold {TRIM_THRESHOLD / 2**30:g} GiB, top pad {TOP_PAD >> 20} MiB)")
     blocker = _malloc_blocker(environ)
     if blocker.startswith("GLIBC_TUNABLES"):
         return f"tuned by the environment: {blocker}"
