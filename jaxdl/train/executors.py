@@ -73,6 +73,10 @@ class StepRunner(NamedTuple):
         single: ``(state, sums, data, ids[b]) -> (state, sums)``, one step.
         step_at: ``(state, sums, data, idx[k, b], i) -> (state, sums, i + 1)``, one
             step on the rows ``idx[i]`` (``i`` a device int32 scalar).
+        start: ``(state, data, idx[k, b]) -> (sums, idx, i)``: what ``step_at`` starts
+            a chunk from, zero sums, ``idx`` on the device and ``i = 0``, in one
+            compiled call (``jax.device_put`` and ``jnp.zeros`` took longer than the
+            steps of a small model).
         zero_sums: ``(state, data, ids) -> sums`` of zeros, one per logged name
             (shapes only, no step is run).
     """
@@ -81,6 +85,7 @@ class StepRunner(NamedTuple):
     single: Callable
     zero_sums: Callable
     step_at: Callable
+    start: Callable
 
 
 def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
@@ -103,10 +108,13 @@ def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
     """
     shapes: dict = {}  # the step's log names and shapes, traced once (not once per chunk)
 
-    def zero_sums(state, data, ids):
+    def log_shapes(state, data, ids):
         if not shapes:
             shapes.update(jax.eval_shape(step, state, take_rows(data, ids))[1])
-        return _zeros_like_logs(shapes)
+        return shapes
+
+    def zero_sums(state, data, ids):
+        return _zeros_like_logs(log_shapes(state, data, ids))
 
     def chunk(state, data, idx):
         weight = jnp.float32(idx.shape[1])
@@ -133,9 +141,15 @@ def compile_steps(step: Callable[[Any, Any], tuple[Any, dict]]) -> StepRunner:
         state, sums = single(state, sums, data, jax.lax.dynamic_index_in_dim(idx, i, 0, False))
         return state, sums, i + 1
 
+    begin = jax.jit(lambda idx: (_zeros_like_logs(shapes), idx, jnp.int32(0)))
+
+    def start(state, data, idx):
+        log_shapes(state, data, idx[0])  # traced once; begin builds the zeros
+        return begin(idx)
+
     return StepRunner(chunk=jax.jit(chunk, donate_argnums=(0,)),
                       single=jax.jit(single, donate_argnums=(0, 1)), zero_sums=zero_sums,
-                      step_at=jax.jit(step_at, donate_argnums=(0, 1, 4)))
+                      step_at=jax.jit(step_at, donate_argnums=(0, 1, 4)), start=start)
 
 
 def per_specification(compile_fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -515,8 +515,8 @@ class EpochTrainer:
         """Run the batches ``idx`` (one row each); return (state, device-side sums)."""
         if fused:
             return runner.chunk(self.state, data, idx)
-        state, sums = self.state, runner.zero_sums(self.state, data, idx[0])
-        idx, i = jax.device_put((idx, np.int32(0)))  # one upload; the counter stays there
+        state = self.state
+        sums, idx, i = runner.start(state, data, idx)  # rows uploaded once, counter on device
         for _ in range(len(idx)):  # one compiled call per step, no host sync in between
             state, sums, i = runner.step_at(state, sums, data, idx, i)
         return state, sums
