@@ -3,6 +3,8 @@
 import pathlib
 import re
 
+from jaxdl import compilation
+
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -10,9 +12,14 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(compilation.CACHE_ENV, str(tmp_path / "xla"))  # the cache section's dir
     namespace = {}
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    try:
+        for block in blocks:
+            exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    finally:
+        compilation.disable_cache()  # the rest of this test process runs without it
+    assert namespace["path"] == tmp_path / "xla"                    # the startup section
     assert (tmp_path / "curves.png").exists()
     assert namespace["fresh"].epoch == 4
     assert namespace["samples"].shape == (1000, 2)           # the GAN section
