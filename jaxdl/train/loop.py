@@ -6,7 +6,10 @@ owns that loop once: the device-resident data and its shuffling plan (the
 order of epoch ``e`` depends only on ``(seed, e)``), scan-fused chunks or one
 call per step, the last partial batch, the progress line, the
 :class:`History`, the callbacks (through one :class:`CallbackList`),
-validation, stop requests, and what a checkpoint records.
+validation, stop requests, and what a checkpoint records. The host waits for
+the device once per epoch: the chunks of an epoch are dispatched back to back,
+and their logs fetched when it ends (after every chunk only for a callback
+with an ``on_batch_end`` hook; one chunk behind for a live progress bar).
 
 A trainer subclasses :class:`EpochTrainer`, builds its state, compiles its
 un-jitted step with :func:`jaxdl.train.executors.compile_steps`, and calls
@@ -29,11 +32,13 @@ their first axis)::
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import _checks, checkpoint
@@ -307,6 +312,16 @@ def check_not_donated(owner: str, state: Any) -> None:
             f"step(trainer.state, batch)), or build the step with donate=False.")
 
 
+@functools.lru_cache(maxsize=2)  # the next epoch's, computed ahead, and the current one
+def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """The rows of epoch ``epoch`` in order (int32): :func:`jaxdl.data.epoch_permutation`,
+    or ``0..n-1`` without ``shuffle``. Callers only read it (it is cached)."""
+    order = _data.epoch_permutation(n, seed, epoch) if shuffle else np.arange(n)
+    order = order.astype(np.int32)
+    order.flags.writeable = False
+    return order
+
+
 def _chunks(order: np.ndarray, plan: EpochPlan):
     """``(stop, idx)`` per executed chunk: the steps of the epoch done after it, and
     its rows of ``order``, one row per step (the last, smaller batch is a chunk alone).
@@ -321,6 +336,13 @@ def _chunks(order: np.ndarray, plan: EpochPlan):
     if plan.rest:
         start = plan.full * size
         yield plan.full + 1, order[start:start + plan.rest].reshape(1, plan.rest)
+
+
+@jax.jit
+def _stack(sums: list) -> dict:
+    """Chunk sums stacked per name, so an epoch's logs cross to the host as one array
+    per name (each array fetched alone costs a device round trip). Exact copies."""
+    return jax.tree.map(lambda *a: jnp.stack(a), *sums)
 
 
 class _RunningSums:
@@ -346,10 +368,18 @@ class _RunningSums:
         """Fetch every waiting chunk but the newest ``keep``; the running means."""
         ready = self._pending[:len(self._pending) - keep]
         self._pending = self._pending[len(ready):]
-        for (done, examples, _), host in zip(ready, jax.device_get([s for *_, s in ready]),
-                                             strict=True):
+        if not ready:
+            return self.means()
+        device = [s for *_, s in ready]
+        stacked = jax.device_get(device[0] if len(device) == 1 else _stack(device))
+        for i, (done, examples, _) in enumerate(ready):  # in chunk order
+            host = stacked if len(device) == 1 else {k: v[i] for k, v in stacked.items()}
             self.sums = {k: self.sums.get(k, 0.0) + host_value(host[k]) for k in host}
             self.seen, self.done = self.seen + examples, done
+        return self.means()
+
+    def means(self) -> dict:
+        """The means over the examples fetched so far."""
         return {k: v / max(self.seen, 1) for k, v in self.sums.items()}
 
 
@@ -430,10 +460,11 @@ class EpochTrainer:
         for epoch in range(initial_epoch, epochs):
             self.epoch = epoch
             callbacks.on_epoch_begin(epoch)
-            order = (_data.epoch_permutation(n, seed, epoch) if shuffle
-                     else np.arange(n)).astype(np.int32)
+            order = _epoch_order(n, seed, epoch, shuffle)
             progress = EpochProgress(epoch, epochs, plan.steps, verbose)
-            logs = self._run_epoch(runner, data, order, plan, progress)
+            ahead = ((lambda e=epoch + 1: _epoch_order(n, seed, e, shuffle))
+                     if epoch + 1 < epochs else None)
+            logs = self._run_epoch(runner, data, order, plan, progress, ahead)
             logs = {k: logs[k] for k in (*(log_names or ()), *logs) if k in logs}
             if validate is not None:
                 logs.update({f"val_{k}": v for k, v in validate().items()})
@@ -475,7 +506,7 @@ class EpochTrainer:
         return callbacks
 
     def _run_epoch(self, runner: StepRunner, data: Any, order: np.ndarray, plan: EpochPlan,
-                   progress: EpochProgress) -> dict:
+                   progress: EpochProgress, ahead: Optional[Callable] = None) -> dict:
         """One epoch in the order ``order``; its logs (means over the examples seen).
 
         The chunks are dispatched back to back. Their sums are fetched after each
@@ -484,7 +515,8 @@ class EpochTrainer:
         live progress bar fetches them one chunk behind, so the device never
         waits for the host; otherwise they are fetched once, when the epoch ends.
         Whichever way, the sums are added on the host in float64 in chunk order,
-        so the logs do not depend on it.
+        so the logs do not depend on it. ``ahead`` (the next epoch's order) runs
+        while the device still works on this epoch, not while it waits.
         """
         totals = _RunningSums()
         eager = self.callbacks.wants_batch_end()
@@ -500,6 +532,8 @@ class EpochTrainer:
                 self.callbacks.on_batch_end(totals.done, running)
                 if self.stop_training:
                     break
+        if ahead is not None and not self.stop_training:
+            ahead()
         return totals.fetch()
 
     def display_logs(self, logs: dict) -> dict:
