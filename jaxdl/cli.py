@@ -60,7 +60,8 @@ MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_thres
 
 
 def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool = True) -> int:
-    """Run benchmarks/bench_{kernels,train,compile,startup}.py; collect their tables in ``out``."""
+    """Run the scripts in benchmarks/ (kernels, train, fit_loop, compile, startup); collect
+    their tables in ``out``."""
     import os
     import pathlib
     import subprocess
@@ -79,7 +80,8 @@ def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool =
         f.write(f"# jaxdl benchmark report\n\n{info()}\n\nGLIBC_TUNABLES="
                 f"{env.get('GLIBC_TUNABLES', '(unset)')}\n")
     status = 0
-    for script in ("bench_kernels.py", "bench_train.py", "bench_compile.py", "bench_startup.py"):
+    for script in ("bench_kernels.py", "bench_train.py", "bench_fit_loop.py", "bench_compile.py",
+                   "bench_startup.py"):
         cmd = [sys.executable, str(root / script), "--out", out] + (["--quick"] if quick else [])
         print(f"$ {' '.join(cmd)}", flush=True)
         status |= subprocess.call(cmd, env=env)
@@ -114,7 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo_p.add_argument("--out", default=".", help="directory for the curves PNG (default .)")
     bench_p = sub.add_parser("bench", help="run the benchmark suite (kernels, training steps, "
-                             "compile times, time to first step) and write a markdown report")
+                             "fit against a step loop, compile times, time to first step) and "
+                             "write a markdown report")
     bench_p.add_argument("--quick", action="store_true", help="smoke run (about 3 minutes)")
     bench_p.add_argument("--out", default="jaxdl-bench.md", help="report file (default "
                          "jaxdl-bench.md)")

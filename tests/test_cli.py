@@ -38,7 +38,7 @@ def test_info_names_the_processes_and_the_mesh_fit_would_use():
     # 2 processes x 2 devices: tests/test_multihost.py checks the lines each worker prints
 
 
-def test_bench_runs_the_four_scripts_with_the_tuned_allocator(tmp_path, monkeypatch):
+def test_bench_runs_the_five_scripts_with_the_tuned_allocator(tmp_path, monkeypatch):
     calls = []
 
     def fake_call(cmd, env=None):
@@ -49,8 +49,8 @@ def test_bench_runs_the_four_scripts_with_the_tuned_allocator(tmp_path, monkeypa
     out = tmp_path / "report.md"
     assert cli.main(["bench", "--quick", "--out", str(out)]) == 0
     scripts = [c[0][1].rsplit("/", 1)[-1] for c in calls]
-    assert scripts == ["bench_kernels.py", "bench_train.py", "bench_compile.py",
-                       "bench_startup.py"]
+    assert scripts == ["bench_kernels.py", "bench_train.py", "bench_fit_loop.py",
+                       "bench_compile.py", "bench_startup.py"]
     assert all("--quick" in c[0] and str(out) in c[0] for c in calls)
     assert all(c[1]["GLIBC_TUNABLES"] == cli.MALLOC_TUNABLES for c in calls)
     assert out.read_text().startswith("# jaxdl benchmark report")  # the scripts append to it
