@@ -13,6 +13,21 @@ only, through ``XLA_FLAGS``, unless:
 
 Flags are read when JAX first starts a backend, so this has no effect in a
 process that ran JAX computations before importing jaxdl.
+
+MNIST-1D's Conv1D net (three Conv1D(32, 5), Dense(10), batch 100), checked
+for issue 16 with ``benchmarks/bench_cpu_settings.py`` (fresh processes per
+setting, interleaved, medians; a loaded 2-core machine) showed no consistent
+cost of the flag: 158 steps/s with it, 161 with XLA's default
+(``JAXDL_KEEP_XLA_FLAGS=1``), 159 with no YNNPACK fusion at all (an empty
+value); an earlier run of the same kind gave 120 / 151 / 144, and one core
+with one thread 7.4 / 7.9 / 6.8 CPU ms per step, i.e. noise. The same runs
+kept the flag's reasons: XLA's default costs the CNN (batch 128) 35 % more
+CPU per step (164 vs 121 ms), and no YNNPACK at all makes the 784-512-512-10
+MLP at batch 128 slower (118 vs 136 steps/s). The flag stays as it is.
+
+The module also holds glibc's malloc setting (:func:`tune_malloc`,
+:func:`malloc_status`), which is process-wide and therefore not applied at
+import unless ``JAXDL_TUNE_MALLOC=1`` asks for it.
 """
 
 from __future__ import annotations
