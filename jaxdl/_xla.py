@@ -128,9 +128,13 @@ def tune_malloc(environ=os.environ, *, mallopt=None) -> bool:
       thread's arena still fault on every step (measured: the 33 MiB one), as
       they did with the two thresholds alone in some runs of the CNN.
 
-    These are the values of :data:`MALLOC_TUNABLES`. The cost: freed memory
-    (up to 1 GiB in the main heap, all of a worker thread's heaps) stays with
-    the process for reuse instead of going back to the system.
+    These are the values of :data:`MALLOC_TUNABLES`. Measured on 2 cores
+    (4 fresh processes per setting, medians): the CNN step went from 14.6 to
+    22.3 steps/s (0 faults), 0.99x to 1.31x PyTorch in the same process and
+    1.48x PyTorch in an untuned one. The cost: freed memory (up to 1 GiB in
+    the main heap, all of a worker thread's heaps) stays with the process for
+    reuse instead of going back to the system; the CNN's resident memory after
+    20 steps went from 327 to 490 MiB.
 
     It acts on the whole process, so importing jaxdl does not call it: the
     ``jaxdl`` CLI does, and a script opts in by calling it or by setting
