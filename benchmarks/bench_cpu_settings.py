@@ -21,7 +21,8 @@ Workloads (synthetic data, float32, Adam 1e-3, cross-entropy):
 Variants (``--variants``):
 
 * ``plain``: nothing set (what a user's process gets);
-* ``tunables``: ``GLIBC_TUNABLES`` as ``jaxdl bench`` sets it;
+* ``tunables``: ``GLIBC_TUNABLES`` as ``jaxdl bench`` set it (two thresholds);
+* ``tunables3``: ``GLIBC_TUNABLES=jaxdl._xla.MALLOC_TUNABLES`` (plus the top pad);
 * ``mallopt``: :func:`jaxdl._xla.tune_malloc` called at the child's start;
 * ``keepflags``: ``JAXDL_KEEP_XLA_FLAGS=1`` (jaxdl adds no XLA flag);
 * ``ynn=VALUE``: ``--xla_cpu_experimental_ynn_fusion_type=VALUE`` in ``XLA_FLAGS``.
@@ -44,6 +45,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# What bench_train.py --tuned-malloc and (until issue 16) `jaxdl bench` set: the two thresholds,
+# without the top pad that jaxdl._xla.MALLOC_TUNABLES adds (variant `tunables3`).
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
 YNN = "--xla_cpu_experimental_ynn_fusion_type"
 SERIAL = "--xla_cpu_multi_thread_eigen=false"
@@ -207,6 +210,9 @@ def variant_env(variant: str) -> tuple[dict, list]:
     extra = []
     if variant == "tunables":
         env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+    elif variant == "tunables3":
+        from jaxdl import _xla
+        env["GLIBC_TUNABLES"] = _xla.MALLOC_TUNABLES
     elif variant == "mallopt":
         extra.append("--mallopt")
     elif variant == "keepflags":
@@ -214,7 +220,7 @@ def variant_env(variant: str) -> tuple[dict, list]:
     elif variant.startswith("ynn="):
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {YNN}={variant[4:]}".strip()
     elif variant != "plain":
-        raise ValueError(f"variant: expected plain, tunables, mallopt, keepflags or "
+        raise ValueError(f"variant: expected plain, tunables, tunables3, mallopt, keepflags or "
                          f"ynn=VALUE, got {variant!r}")
     return env, extra
 
