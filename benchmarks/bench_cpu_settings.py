@@ -45,6 +45,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The environment as this script found it: importing jaxdl (tunables3) adds its XLA flag to
+# os.environ, which must not leak into the children of other variants.
+ENVIRON = dict(os.environ)
 # What bench_train.py --tuned-malloc and (until issue 16) `jaxdl bench` set: the two thresholds,
 # without the top pad that jaxdl._xla.MALLOC_TUNABLES adds (variant `tunables3`).
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
@@ -206,7 +209,7 @@ def child(workloads, rounds, seconds, mallopt, torch_too, pin=False) -> dict:
 
 def variant_env(variant: str) -> tuple[dict, list]:
     """The environment and extra child arguments of one variant."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES",)}
+    env = {k: v for k, v in ENVIRON.items() if k != "GLIBC_TUNABLES"}
     extra = []
     if variant == "tunables":
         env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
