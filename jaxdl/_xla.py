@@ -70,7 +70,6 @@ def _add_ynn_flag(environ) -> bool:
     return True
 
 
-
 # ----------------------------------------------------------------------------- glibc malloc
 
 MMAP_THRESHOLD = 256 << 20
