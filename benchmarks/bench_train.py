@@ -54,9 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import losses, nn, optim, train
+from jaxdl import _xla, losses, nn, optim, train
 
-MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
+MALLOC_TUNABLES = _xla.MALLOC_TUNABLES  # what `jaxdl bench` gives every framework
 
 
 # --------------------------------------------------------------------------- workloads

@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 from jaxdl import _xla  # noqa: E402  (before any JAX backend starts: see jaxdl/_xla.py)
 
 _xla.configure()
+tune_malloc, malloc_status = _xla.tune_malloc, _xla.malloc_status  # process-wide, opt-in
 
 from jaxdl import (  # noqa: E402
     checkpoint,
@@ -27,7 +28,8 @@ from jaxdl import (  # noqa: E402
 )
 
 __all__ = ["__version__", "checkpoint", "compilation", "data", "generative", "gradcheck",
-           "kernels", "losses", "nn", "optim", "regularizers", "train", "tune"]
+           "kernels", "losses", "malloc_status", "nn", "optim", "regularizers", "train", "tune",
+           "tune_malloc"]
 
 _LAZY = ("generative", "tune")  # imported on first use: ``import jaxdl`` stays as quick as it was
 

@@ -186,6 +186,6 @@ def malloc_status(environ=os.environ) -> str:
     if blocker.startswith("GLIBC_TUNABLES"):
         return f"tuned by the environment: {blocker}"
     why = blocker or _malloc["failed"] or (
-        f"not requested (the jaxdl CLI tunes it; a script calls jaxdl._xla.tune_malloc() "
+        f"not requested (the jaxdl CLI tunes it; a script calls jaxdl.tune_malloc() "
         f"or sets {MALLOC_ENV}=1)")
     return f"not tuned: {why}"

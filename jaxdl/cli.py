@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 from typing import Optional, Sequence
 
-from jaxdl import compilation
+from jaxdl import _xla, compilation
 
 
 def _version(dist: str) -> str:
@@ -39,14 +39,17 @@ def info() -> str:
     mesh = sharding.resolve_mesh("jaxdl info", sharding.DATA_AXIS)
     lines.append(f"mesh       fit(mesh='data') splits batches over {sharding.describe_mesh(mesh)}")
     lines.append(f"xla cache  {compilation.cache_status()}")
+    lines.append(f"malloc     {_xla.malloc_status()}")
     return "\n".join(lines)
 
 
 def configure_process() -> None:
-    """What the ``jaxdl`` command turns on for its own process before any work: JAX's
-    persistent compilation cache (unless ``JAXDL_COMPILATION_CACHE=0``), so the second
-    ``jaxdl demo`` starts warm. A cache directory that cannot be used is reported and
-    skipped, never fatal."""
+    """What the ``jaxdl`` command turns on for its own process before any work: glibc's
+    malloc tuned so that large step buffers are reused (:func:`jaxdl.tune_malloc`, unless
+    ``JAXDL_TUNE_MALLOC=0``), and JAX's persistent compilation cache (unless
+    ``JAXDL_COMPILATION_CACHE=0``), so the second ``jaxdl demo`` starts warm. A cache
+    directory that cannot be used is reported and skipped, never fatal."""
+    _xla.tune_malloc()
     if compilation.cache_requested():
         try:
             compilation.enable_cache()
@@ -54,9 +57,10 @@ def configure_process() -> None:
             print(f"jaxdl: running without the compilation cache: {err}", file=sys.stderr)
 
 
-# The allocator setting `jaxdl bench` applies to every framework alike: glibc's malloc
-# otherwise returns large buffers to the OS after each step and maps them again.
-MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
+# The allocator setting `jaxdl bench` applies to every framework alike (through the
+# environment of its children): glibc's malloc otherwise returns large buffers to the OS
+# after each step and maps them again. The values live in jaxdl/_xla.py.
+MALLOC_TUNABLES = _xla.MALLOC_TUNABLES
 
 
 def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool = True) -> int:
@@ -75,6 +79,8 @@ def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool =
     env = dict(os.environ)
     if tuned_malloc:
         env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+    else:  # untuned means untuned: a user's JAXDL_TUNE_MALLOC=1 must not reach the children
+        env[_xla.MALLOC_ENV] = "0"
     out = os.path.abspath(out)
     with open(out, "w") as f:
         f.write(f"# jaxdl benchmark report\n\n{info()}\n\nGLIBC_TUNABLES="

@@ -12,6 +12,7 @@ def test_info_lists_versions_and_devices(capsys, monkeypatch, tmp_path):
     from jaxdl import compilation
 
     monkeypatch.setenv(compilation.CACHE_ENV, str(tmp_path / "xla"))
+    monkeypatch.setenv("JAXDL_TUNE_MALLOC", "0")  # malloc stays as it is in this test process
     try:
         assert cli.main(["info"]) == 0  # the command turns the persistent cache on
     finally:
@@ -19,6 +20,8 @@ def test_info_lists_versions_and_devices(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert "jaxdl" in out and "jax " in out and "backend" in out and "device" in out
     assert f"xla cache  on, {tmp_path / 'xla'} (" in out
+    assert ("\nmalloc     tuned by jaxdl (" in out  # by an earlier test of this process
+            or "\nmalloc     not tuned: JAXDL_TUNE_MALLOC=0" in out)
     monkeypatch.setenv(compilation.CACHE_ENV, "0")
     assert cli.main(["info"]) == 0
     assert "xla cache  off (" in capsys.readouterr().out
