@@ -36,7 +36,7 @@ def test_digits_mlp_learns():
     assert result["accuracy"] >= 0.93
 
 
-def test_demo_cnn_reaches_97_percent_and_writes_curves(tmp_path, capsys):
+def test_demo_cnn_reaches_97_percent_and_writes_curves(tmp_path, capsys, full_xla):
     result = load("digits_cnn").main(seed=0, out=str(tmp_path), verbose=1)
     assert result["test_accuracy"] >= 0.97
     # Issue 10 item 17: batch-norm statistics warm up within the first epoch (momentum 0.9);
