@@ -56,9 +56,6 @@ import optax
 
 from jaxdl import _xla, losses, nn, optim, train
 
-MALLOC_TUNABLES = _xla.MALLOC_TUNABLES  # what `jaxdl bench` gives every framework
-
-
 # --------------------------------------------------------------------------- workloads
 
 MLP_SIZES = {"mlp": (784, 512, 512, 10), "tiny": (64, 64, 10)}
@@ -468,11 +465,11 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. mlp32,cnn128")
     p.add_argument("--contestants", default=None, help="comma-separated names")
     p.add_argument("--tuned-malloc", action="store_true",
-                   help=f"re-run with GLIBC_TUNABLES={MALLOC_TUNABLES} for every framework")
+                   help=f"re-run with GLIBC_TUNABLES={_xla.MALLOC_TUNABLES} for every framework")
     p.add_argument("--out", default=None, help="append the markdown table to this file")
     a = p.parse_args(argv)
-    if a.tuned_malloc and os.environ.get("GLIBC_TUNABLES") != MALLOC_TUNABLES:
-        env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
+    if a.tuned_malloc and os.environ.get("GLIBC_TUNABLES") != _xla.MALLOC_TUNABLES:
+        env = dict(os.environ, GLIBC_TUNABLES=_xla.MALLOC_TUNABLES)
         args = [x for x in (argv if argv is not None else sys.argv[1:]) if x != "--tuned-malloc"]
         return subprocess.call([sys.executable, os.path.abspath(__file__), *args], env=env)
 

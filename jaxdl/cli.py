@@ -57,12 +57,6 @@ def configure_process() -> None:
             print(f"jaxdl: running without the compilation cache: {err}", file=sys.stderr)
 
 
-# The allocator setting `jaxdl bench` applies to every framework alike (through the
-# environment of its children): glibc's malloc otherwise returns large buffers to the OS
-# after each step and maps them again. The values live in jaxdl/_xla.py.
-MALLOC_TUNABLES = _xla.MALLOC_TUNABLES
-
-
 def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool = True) -> int:
     """Run the scripts in benchmarks/ (kernels, train, fit_loop, compile, startup); collect
     their tables in ``out``."""
@@ -77,8 +71,8 @@ def bench(quick: bool = False, out: str = "jaxdl-bench.md", tuned_malloc: bool =
               f"`pip install -e .`.", file=sys.stderr)
         return 2
     env = dict(os.environ)
-    if tuned_malloc:
-        env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+    if tuned_malloc:  # every framework alike, through the children's environment
+        env["GLIBC_TUNABLES"] = _xla.MALLOC_TUNABLES
     else:  # untuned means untuned: a user's JAXDL_TUNE_MALLOC=1 must not reach the children
         env[_xla.MALLOC_ENV] = "0"
     out = os.path.abspath(out)

@@ -202,9 +202,9 @@ def cache_status() -> str:
     if path is None:
         return f"off (jaxdl.compilation.enable_cache() turns it on; {CACHE_ENV}=0 keeps the " \
                f"jaxdl command from doing so)"
-    entries = sum(1 for p in path.glob("*-cache")) if path.is_dir() else 0
-    size = sum(p.stat().st_size for p in path.glob("*-cache")) if path.is_dir() else 0
-    return f"on, {path} ({entries} programs, {size / 2**20:.1f} MiB)"
+    entries = list(path.glob("*-cache")) if path.is_dir() else []  # JAX's entry suffix
+    size = sum(p.stat().st_size for p in entries)
+    return f"on, {path} ({len(entries)} programs, {size / 2**20:.1f} MiB)"
 
 
 def _reset_jax_cache() -> None:

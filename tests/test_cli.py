@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from jaxdl import cli
+from jaxdl import _xla, cli
 
 
 def test_info_lists_versions_and_devices(capsys, monkeypatch, tmp_path):
@@ -55,11 +55,11 @@ def test_bench_runs_the_five_scripts_with_the_tuned_allocator(tmp_path, monkeypa
     assert scripts == ["bench_kernels.py", "bench_train.py", "bench_fit_loop.py",
                        "bench_compile.py", "bench_startup.py"]
     assert all("--quick" in c[0] and str(out) in c[0] for c in calls)
-    assert all(c[1]["GLIBC_TUNABLES"] == cli.MALLOC_TUNABLES for c in calls)
+    assert all(c[1]["GLIBC_TUNABLES"] == _xla.MALLOC_TUNABLES for c in calls)
     assert out.read_text().startswith("# jaxdl benchmark report")  # the scripts append to it
     calls.clear()
     cli.main(["bench", "--no-tuned-malloc", "--out", str(out)])
-    assert all(c[1].get("GLIBC_TUNABLES") != cli.MALLOC_TUNABLES for c in calls)
+    assert all(c[1].get("GLIBC_TUNABLES") != _xla.MALLOC_TUNABLES for c in calls)
 
 
 def test_console_script_help():

@@ -27,8 +27,9 @@ def _mlp():
     return nn.Sequential([nn.Dense(8, activation="relu"), nn.Dense(3)]), (5,)
 
 
-def _conv():
-    return nn.Sequential([nn.Conv1D(4, 3, activation="relu"), nn.Flatten(), nn.Dense(3)]), (10, 1)
+def _conv():  # with Dropout: fit's and the loop's dropout keys must be the same per step
+    return nn.Sequential([nn.Conv1D(4, 3, activation="relu"), nn.Flatten(), nn.Dropout(0.2),
+                          nn.Dense(3)]), (10, 1)
 
 
 def _data(shape, n=50):

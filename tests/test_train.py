@@ -137,7 +137,7 @@ def test_fit_epoch_means_weight_every_example():
     np.testing.assert_allclose(h.history["mae"][0], np.mean(np.abs(pred - y)), rtol=1e-5)
 
 
-@pytest.mark.slow  # test_fused_and_unfused_fit_equal_a_plain_step_loop covers each plan in CI
+@pytest.mark.slow  # test_fit_vs_loop.py and test_loop.py cover the plans in CI
 def test_steps_per_execution_does_not_change_the_result():
     x, y, _, _ = _digits_flat()
     states = []
@@ -405,33 +405,6 @@ def test_progress_line_has_the_course_fields(capsys):
     n_train = len(x) - int(len(x) * 0.1)  # the rows trained on above: no new batch shapes
     t.fit(x[:n_train], y[:n_train], epochs=1, batch_size=32, verbose=0)
     assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("spe", [  # test_loop.py checks every plan in CI on a small model
-    pytest.param(1, marks=pytest.mark.slow), pytest.param("epoch", marks=pytest.mark.slow),
-    "auto"])
-def test_fused_and_unfused_fit_equal_a_plain_step_loop(spe):
-    """The fast paths of fit (scan-fused chunks, device-side gathers) change no result."""
-    (x, y), _ = data.load_digits()
-    x, y = x[:150], y[:150]
-    model = nn.Sequential([nn.Conv2D(4, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
-                           nn.Flatten(), nn.Dropout(0.2), nn.Dense(10)])
-    t = train.Trainer(model, losses.sparse_categorical_crossentropy, optim.adam(1e-2))
-    t.fit(x, y, epochs=2, batch_size=32, seed=5, verbose=0, steps_per_execution=spe)
-
-    # The plain path: the public jitted step over the same batches, in the same order.
-    state = train.TrainState.create(model, t.transformation, (8, 8, 1), jax.random.key(5))
-    step = train.make_train_step(model, losses.sparse_categorical_crossentropy, t.transformation,
-                                 metrics=("accuracy",))
-    for epoch in range(2):
-        order = data.epoch_permutation(len(x), 5, epoch)
-        for start in range(0, len(x), 32):
-            ids = order[start:start + 32]
-            state, _ = step(state, (x[ids], y[ids]))
-    assert int(state.step) == int(t.state.step) == 10
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
-                                                         rtol=2e-5, atol=2e-6),
-                 t.state.params, state.params)
 
 
 def test_live_bar_on_a_terminal_shows_the_keras_line():
