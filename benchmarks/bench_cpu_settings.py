@@ -129,10 +129,10 @@ def _jaxdl_runner(name):
 
 def _torch_runner(name):
     import torch
+    sys.path.insert(0, HERE)
+    import bench_train
     _, make, shape, batch = WORKLOADS[name]
     if make is None:
-        sys.path.insert(0, HERE)
-        import bench_train
         return bench_train.c_pytorch("cnn", batch)
     torch.manual_seed(0)
     model = make()
@@ -142,16 +142,7 @@ def _torch_runner(name):
     if len(shape) == 2:  # channels last -> torch's channels first
         x = x.transpose(0, 1, 3, 2).copy()
     data = [(torch.from_numpy(a), torch.from_numpy(b).long()) for a, b in zip(x, y, strict=True)]
-
-    def run(steps):
-        for i in range(steps):
-            xb, yb = data[i % len(data)]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-        float(loss.detach())
-    return run
+    return bench_train.torch_loop(model, opt, loss_fn, data)
 
 
 def _calibrate(run, seconds):

@@ -344,10 +344,15 @@ def c_pytorch(kind, batch):
         x = x.transpose(0, 3, 1, 2).copy()
     batches = [(torch.from_numpy(x[i * batch:(i + 1) * batch]),
                 torch.from_numpy(y[i * batch:(i + 1) * batch]).long()) for i in range(4)]
+    return torch_loop(model, opt, loss_fn, batches)
 
+
+def torch_loop(model, opt, loss_fn, batches):
+    """``run(steps)``: that many PyTorch train steps cycling over ``batches`` (tensor
+    pairs), synced once at the end by reading the last loss."""
     def run(steps):
         for i in range(steps):
-            xb, yb = batches[i % 4]
+            xb, yb = batches[i % len(batches)]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)
             loss.backward()
