@@ -36,6 +36,7 @@ import ctypes
 import os
 import sys
 from importlib import metadata
+from typing import Optional
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
 _MEASURED_JAXLIB = ("0.10.",)
@@ -48,7 +49,7 @@ def configure(environ=os.environ) -> bool:
     docstring), and tunes glibc's malloc when ``JAXDL_TUNE_MALLOC=1`` asks for
     it (:func:`tune_malloc`).
     """
-    if environ.get(MALLOC_ENV, "").strip().lower() in _ON:
+    if switched(environ.get(MALLOC_ENV, "")):
         tune_malloc(environ)
     return _add_ynn_flag(environ)
 
@@ -80,6 +81,18 @@ MALLOC_TUNABLES = (f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:"
 MALLOC_ENV = "JAXDL_TUNE_MALLOC"
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's <malloc.h>
 _OFF, _ON = ("0", "off", "false", "no"), ("1", "on", "true", "yes")
+
+
+def switched(value: str) -> Optional[bool]:
+    """An on/off environment variable's value: False for ``0``/``off``/``false``/``no``,
+    True for ``1``/``on``/``true``/``yes`` (any case, spaces ignored), None otherwise
+    (unset, or a value such as a directory).
+
+    >>> switched(" OFF "), switched("yes"), switched("/tmp/cache")
+    (False, True, None)
+    """
+    value = value.strip().lower()
+    return False if value in _OFF else True if value in _ON else None
 _malloc = {"tuned": False, "failed": ""}
 
 
@@ -97,8 +110,7 @@ def _glibc_mallopt():
 
 def _malloc_blocker(environ) -> str:
     """Why :func:`tune_malloc` leaves malloc alone in ``environ`` ("" when nothing does)."""
-    choice = environ.get(MALLOC_ENV, "").strip().lower()
-    if choice in _OFF:
+    if switched(environ.get(MALLOC_ENV, "")) is False:
         return f"{MALLOC_ENV}={environ[MALLOC_ENV]} opts out"
     tunables = environ.get("GLIBC_TUNABLES", "")
     if any(f"malloc.{name}" in tunables for name in ("mmap_threshold", "trim_threshold",

@@ -38,14 +38,15 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
-#: Environment variable: a directory for the persistent cache, or ``0``/``off``/``false``
-#: to keep the ``jaxdl`` command from turning it on.
+from jaxdl import _xla
+
+#: Environment variable: a directory for the persistent cache (``1``/``on``: the default
+#: one), or ``0``/``off``/``false``/``no`` to keep the ``jaxdl`` command from turning it on.
 CACHE_ENV = "JAXDL_COMPILATION_CACHE"
 #: Default bound of the persistent cache on disk (2 GiB).
 DEFAULT_MAX_SIZE_BYTES = 2 << 30
 #: Programs :func:`call_compiled` keeps in memory (least recently used dropped first).
 MAX_PROGRAMS = 64
-_OFF = ("0", "off", "false", "no")
 
 # Errors by which tracing says a function needs concrete values (Python control flow on
 # array values, numpy conversion): such a function runs op by op, as it did before.
@@ -130,7 +131,7 @@ def default_cache_dir() -> pathlib.Path:
     """``$JAXDL_COMPILATION_CACHE`` when it names a directory, else
     ``$XDG_CACHE_HOME/jaxdl/xla``, else ``~/.cache/jaxdl/xla``."""
     env = os.environ.get(CACHE_ENV, "")
-    if env and env.strip().lower() not in _OFF:
+    if env and _xla.switched(env) is None:  # a directory, not on/off
         return pathlib.Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
     return pathlib.Path(base).expanduser() / "jaxdl" / "xla"
@@ -139,7 +140,7 @@ def default_cache_dir() -> pathlib.Path:
 def cache_requested(environ=os.environ) -> bool:
     """False when ``$JAXDL_COMPILATION_CACHE`` is ``0``, ``off``, ``false`` or ``no``:
     the ``jaxdl`` command then leaves the persistent cache off."""
-    return environ.get(CACHE_ENV, "").strip().lower() not in _OFF
+    return _xla.switched(environ.get(CACHE_ENV, "")) is not False
 
 
 def enable_cache(directory: Any = None, *, min_compile_time_secs: float = 0.0,

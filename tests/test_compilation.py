@@ -157,6 +157,10 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(compilation.CACHE_ENV, str(tmp_path / "here"))
     assert compilation.default_cache_dir() == tmp_path / "here"
     assert compilation.cache_requested()
+    monkeypatch.setenv(compilation.CACHE_ENV, "1")  # on, in the default place
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compilation.default_cache_dir() == tmp_path / "xdg" / "jaxdl" / "xla"
+    assert compilation.cache_requested()
     monkeypatch.setenv(compilation.CACHE_ENV, "off")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compilation.default_cache_dir() == tmp_path / "xdg" / "jaxdl" / "xla"
